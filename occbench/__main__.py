@@ -1,0 +1,3 @@
+from occbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,9 @@
+"""Data sets: readers that yield stable image keys, identities and paths.
+
+    from occbench.data import load_dataset
+    ds = load_dataset("lfw", data_root)      # or "facescrub", "celeba", "megaface", "folder:NAME"
+"""
+
+from occbench.data.base import DATASETS, Dataset, Sample, load_dataset, register_dataset
+
+__all__ = ["DATASETS", "Dataset", "Sample", "load_dataset", "register_dataset"]

@@ -1,0 +1,69 @@
+"""Common types of every data set reader and the registry of readers by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from occbench.errors import ConfigError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True, order=True)
+class Sample:
+    """One image: ``key`` is stable across machines (``<set>/<path relative to the set>``)."""
+
+    key: str
+    identity: str
+    path: Path
+
+
+@dataclass
+class Dataset:
+    """An ordered list of samples (sorted by key) plus what the reader noticed."""
+
+    name: str
+    root: Path
+    samples: list[Sample]
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted({s.identity for s in self.samples})
+
+    def by_key(self) -> dict[str, Sample]:
+        return {s.key: s for s in self.samples}
+
+
+DatasetLoader = Callable[[Path], Dataset]
+DATASETS: dict[str, DatasetLoader] = {}
+
+
+def register_dataset(name: str):
+    """Decorator: register ``loader(data_root) -> Dataset`` under ``name``."""
+
+    def deco(fn: DatasetLoader) -> DatasetLoader:
+        DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_dataset(name: str, data_root: Path) -> Dataset:
+    """Load a data set by name. ``folder:NAME`` reads ``ROOT/NAME`` as folder-per-identity."""
+    from occbench.data import readers  # noqa: F401  (registers the built-in readers)
+
+    if name.startswith("folder:"):
+        return readers.load_folder(data_root / name.split(":", 1)[1], name=name.split(":", 1)[1])
+    if name not in DATASETS:
+        known = ", ".join(sorted(DATASETS)) + ", folder:NAME"
+        raise ConfigError(f"unknown data set {name!r}; known: {known}")
+    return DATASETS[name](data_root)
