@@ -1,0 +1,54 @@
+"""The two kinds of model adapter occbench evaluates.
+
+A *completer* turns occluded aligned faces into completed ones and predicts where the
+occlusion was; a *recognizer* turns aligned faces into L2-normalised embeddings. Both take
+and give batches of 112x112 RGB uint8 faces aligned to the template in ``occbench.template``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class Completer(ABC):
+    """Occluded image -> (completed image, predicted mask).
+
+    ``name`` and ``version`` key the feature cache: bump ``version`` whenever the output
+    changes (new weights, new preprocessing).
+    """
+
+    name: str = ""
+    version: str = "1"
+
+    @abstractmethod
+    def complete(
+        self, occluded: np.ndarray, clean: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Complete a batch.
+
+        occluded: (N, 112, 112, 3) uint8. clean: the same faces unoccluded; only an oracle
+        may look at it. Returns (completed (N, 112, 112, 3) uint8, mask (N, 112, 112) float32
+        in [0, 1], 1 = predicted occluded).
+        """
+
+
+class Recognizer(ABC):
+    """Aligned image -> L2-normalised embedding of ``dim`` float32 values."""
+
+    name: str = ""
+    version: str = "1"
+    dim: int = 0
+    batch_size: int = 64
+
+    @abstractmethod
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        """(N, 112, 112, 3) uint8 -> (N, dim) float32, each row of unit L2 norm."""
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32); zero rows stay zero and are caught by checks."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
