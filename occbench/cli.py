@@ -3,6 +3,9 @@
     occbench data check [--data ROOT]
     occbench align --set lfw [--data ROOT] [--limit N]
     occbench occlude --set lfw --form text --position eyes --size 0.3 --out DIR
+    occbench run --model c2fdan --position eyes [--recognizer dlib] [--form rect] ...
+    occbench report [--results DIR]
+    occbench models
 
 Errors caused by input (a missing data root, an unknown position, a corrupt file) are printed
 as one line ``occbench: error: ...`` with exit status 2.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from occbench import __version__
 from occbench.errors import OccbenchError
@@ -60,6 +64,55 @@ def _cmd_occlude(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(value: str | None, cast=str):
+    return None if value in (None, "", "all") else tuple(cast(v) for v in value.split(","))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from occbench.paths import resolve_data_root
+    from occbench.report import summary_table
+    from occbench.runner import DEFAULT_PROTOCOLS, RunConfig, run
+
+    defaults = RunConfig.__dataclass_fields__
+    config = RunConfig(
+        model=args.model,
+        recognizer=args.recognizer,
+        forms=_split(args.form) or defaults["forms"].default,
+        positions=_split(args.position) or defaults["positions"].default,
+        sizes=_split(args.size, float),
+        protocols=_split(args.protocol) or DEFAULT_PROTOCOLS,
+        distractors=args.distractors,
+        exclude=args.exclude,
+        seed=args.seed,
+        limit=args.limit,
+        batch_size=args.batch_size,
+    )
+    frame = run(config, resolve_data_root(args.data), Path(args.out), progress=not args.quiet)
+    if frame is not None:
+        print(summary_table(frame).to_string())
+        timings = ", ".join(f"{k} {v:.1f} s" for k, v in frame.attrs.get("timings", {}).items())
+        print(f"\n{len(frame)} rows merged into {Path(args.out) / 'results.parquet'} ({timings})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from occbench.report import write_report
+    from occbench.results import read_results
+
+    df = read_results(args.results)
+    text = write_report(df, Path(args.out) if args.out else None)
+    print(text)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from occbench.models import list_models
+
+    for kind, names in list_models().items():
+        print(f"{kind}: {', '.join(names)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="occbench",
@@ -92,6 +145,41 @@ def build_parser() -> argparse.ArgumentParser:
     p_occ.add_argument("--limit", type=int, default=None, help="only the first N images")
     p_occ.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
     p_occ.set_defaults(func=_cmd_occlude)
+
+    p_run = sub.add_parser("run", help="evaluate a completer (and recognizer) under occlusion")
+    _add_data_arg(p_run)
+    p_run.add_argument("--model", default="occluded",
+                       help="completer under test (default occluded; see `occbench models`)")
+    p_run.add_argument("--recognizer", default="dlib", help="recognizer (default dlib)")
+    p_run.add_argument("--form", default=None, help="rect,text (default both)")
+    p_run.add_argument("--position", default=None,
+                       help="comma list of eyes,nose,mouth,outside (default all four)")
+    p_run.add_argument("--size", default=None,
+                       help="comma list of sizes (default the paper's: a 0.05,0.1,0.15; h 0.1,0.3,0.5)")
+    p_run.add_argument("--protocol", default=None,
+                       help="comma list of identification,verification,reconstruction,landmarks "
+                            "(default the first three)")
+    p_run.add_argument("--distractors", type=int, default=None,
+                       help="largest number of distractors D (default all available)")
+    p_run.add_argument("--exclude", default=None,
+                       help="noise/exclusion list file of distractor keys or names to drop")
+    p_run.add_argument("--seed", type=int, default=0, help="occlusion and subset seed (default 0)")
+    p_run.add_argument("--limit", type=int, default=None,
+                       help="at most N images of each set (quick runs)")
+    p_run.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    p_run.add_argument("--out", default="occbench-results",
+                       help="folder of results.parquet (default ./occbench-results)")
+    p_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_run.set_defaults(func=_cmd_run)
+
+    p_rep = sub.add_parser("report", help="markdown and CSV tables from a results table")
+    p_rep.add_argument("--results", default="occbench-results",
+                       help="results.parquet or its folder (default ./occbench-results)")
+    p_rep.add_argument("--out", default=None, help="folder to write report.md and results.csv")
+    p_rep.set_defaults(func=_cmd_report)
+
+    p_mod = sub.add_parser("models", help="list the registered completers and recognizers")
+    p_mod.set_defaults(func=_cmd_models)
     return parser
 
 
