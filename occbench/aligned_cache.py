@@ -1,0 +1,137 @@
+"""On-disk cache of aligned faces: one SQLite file per data set.
+
+``<cache_root>/aligned/<set>.sqlite`` holds one row per (sha1 of the image file's bytes,
+alignment version): the 112x112x3 face, the five source landmarks and the aligned flag.
+Keying by content means a renamed or copied file is still a hit and an edited one is not;
+keying by version means bumping ``occbench.align.ALIGN_VERSION`` invalidates everything.
+Rows are written in transactions, batch by batch (a killed run resumes), in WAL mode with a
+busy timeout so several processes can read and write the same file.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from occbench.errors import DataError
+from occbench.paths import cache_root
+from occbench.template import SIZE
+
+FACE_BYTES = SIZE * SIZE * 3
+_CHUNK = 500  # keys per SELECT ... IN (...), below SQLite's variable limit
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS faces (
+    sha1 TEXT NOT NULL,
+    version TEXT NOT NULL,
+    face BLOB NOT NULL,
+    landmarks BLOB NOT NULL,
+    aligned INTEGER NOT NULL,
+    PRIMARY KEY (sha1, version)
+) WITHOUT ROWID
+"""
+
+
+@dataclass(frozen=True)
+class CachedFace:
+    """One cached row: ``face`` 112x112x3 uint8, ``landmarks5`` (5, 2) float64, ``aligned``."""
+
+    face: np.ndarray
+    landmarks5: np.ndarray
+    aligned: bool
+
+
+def default_cache_path(set_name: str) -> Path:
+    """``<cache_root>/aligned/<set_name>.sqlite`` (odd characters in the name become ``_``)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", set_name).strip("._") or "default"
+    return cache_root() / "aligned" / f"{safe}.sqlite"
+
+
+class AlignedCache:
+    """The aligned faces of one data set, by (content sha1, alignment version)."""
+
+    def __init__(self, path: str | Path, version: str):
+        self.path = Path(path)
+        self.version = str(version)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=120.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._db:
+                self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: aligned-face cache unusable ({exc}); delete it") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> AlignedCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        """Rows of this version."""
+        (n,) = self._db.execute(
+            "SELECT COUNT(*) FROM faces WHERE version = ?", (self.version,)
+        ).fetchone()
+        return int(n)
+
+    def get_many(self, sha1s: Iterable[str]) -> dict[str, CachedFace]:
+        """The cached rows among ``sha1s`` (missing or malformed rows are simply absent)."""
+        wanted = list(dict.fromkeys(sha1s))
+        found: dict[str, CachedFace] = {}
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT sha1, face, landmarks, aligned FROM faces "
+                f"WHERE version = ? AND sha1 IN ({marks})",
+                (self.version, *chunk),
+            )
+            for sha1, face, lm, aligned in rows:
+                if len(face) != FACE_BYTES or len(lm) != 5 * 2 * 8:
+                    continue  # a row from a foreign writer: recompute it
+                found[sha1] = CachedFace(
+                    face=np.frombuffer(face, dtype=np.uint8).reshape(SIZE, SIZE, 3),
+                    landmarks5=np.frombuffer(lm, dtype="<f8").reshape(5, 2).copy(),
+                    aligned=bool(aligned),
+                )
+        return found
+
+    def put_many(self, rows: Iterable[tuple[str, CachedFace]]) -> int:
+        """Insert or replace rows ``(sha1, CachedFace)`` in one transaction; returns the count."""
+        values = [
+            (
+                sha1,
+                self.version,
+                np.ascontiguousarray(r.face, dtype=np.uint8).tobytes(),
+                np.ascontiguousarray(r.landmarks5, dtype="<f8").tobytes(),
+                int(bool(r.aligned)),
+            )
+            for sha1, r in rows
+        ]
+        for _, _, face, _, _ in values:
+            if len(face) != FACE_BYTES:
+                raise ValueError(f"a cached face must be {SIZE}x{SIZE}x3 uint8")
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO faces (sha1, version, face, landmarks, aligned) "
+                "VALUES (?, ?, ?, ?, ?)",
+                values,
+            )
+        return len(values)
+
+    def drop_other_versions(self) -> int:
+        """Delete the rows of every other alignment version (after a bump); returns the count."""
+        with self._db:
+            cur = self._db.execute("DELETE FROM faces WHERE version != ?", (self.version,))
+        self._db.execute("VACUUM")
+        return cur.rowcount
