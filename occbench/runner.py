@@ -11,6 +11,7 @@ the clean faces, so every table holds the clean end of the gap next to the occlu
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -126,14 +127,11 @@ class Runner:
         need_id = "identification" in cfg.protocols
         need_pairs = {"verification", "landmarks"} & set(cfg.protocols)
         probe_keys: list[str] = []
-        self.probe_labels = np.zeros(0, dtype=np.int64)
         self.distractor_keys: list[str] = []
         if need_id or "reconstruction" in cfg.protocols:
             probes = load_dataset(cfg.probes, self.data_root)
             samples = probes.samples[: cfg.limit] if cfg.limit else probes.samples
             probe_keys = [s.key for s in samples]
-            ids = sorted({s.identity for s in samples})
-            self.probe_labels = np.array([ids.index(s.identity) for s in samples])
             if need_id:
                 dis = load_dataset(cfg.distractor_set, self.data_root)
                 dis = remove_identities(dis, overlapping_identities(probes, dis))
@@ -157,13 +155,33 @@ class Runner:
                 pairs = [p for f in range(10) for p in [q for q in pairs if q.fold == f][:per_fold]]
             self.pairs = pairs
         pair_keys = sorted({k for p in self.pairs for k in (p.key1, p.key2)})
-        self.probe_keys = probe_keys
-        self.pair_keys = pair_keys
         self.probe_faces = self._aligned(cfg.probes, probe_keys) if probe_keys else None
         self.pair_faces = self._aligned("lfw", pair_keys) if pair_keys else None
         self.distractor_faces = (self._aligned(cfg.distractor_set, self.distractor_keys)
                                  if self.distractor_keys else None)
+        # Unreadable files are listed by the aligner and left out here, loudly.
+        self.bad = [b for f in (self.probe_faces, self.pair_faces, self.distractor_faces)
+                    if f is not None for b in f.bad]
+        for _key, path, reason in self.bad:
+            print(f"occbench: warning: left out unreadable {path} ({reason})", file=sys.stderr)
+        if self.probe_faces is not None:
+            self.probe_keys = self.probe_faces.keys
+            self.probe_labels = self.probe_labels_of(self.probe_faces.samples)
+        else:
+            self.probe_keys = []
+        if self.distractor_faces is not None:
+            self.distractor_keys = self.distractor_faces.keys
+        if self.pair_faces is not None:
+            readable = set(self.pair_faces.keys)
+            self.pairs = [p for p in self.pairs if p.key1 in readable and p.key2 in readable]
+        self.pair_keys = self.pair_faces.keys if self.pair_faces is not None else []
         self.timings["load+align"] = time.perf_counter() - t0
+
+    @staticmethod
+    def probe_labels_of(samples) -> np.ndarray:
+        ids = sorted({s.identity for s in samples})
+        lookup = {name: i for i, name in enumerate(ids)}
+        return np.array([lookup[s.identity] for s in samples], dtype=np.int64)
 
     # ---- features ---------------------------------------------------------------------
     def _store(self, completer_tag: str, condition: Condition) -> FeatureStore:
