@@ -1,0 +1,279 @@
+"""MegaFace-style identification against a brute-force reference, a hand case, ties, subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from occbench.errors import ConfigError, OccbenchError
+from occbench.protocols.bootstrap import cluster_bootstrap_ci
+from occbench.protocols.identification import (
+    TIE_EPS,
+    distractor_order,
+    distractor_sizes,
+    identify,
+    probe_pairs,
+)
+
+MARGIN = 1e-6  # float32 rounding: a comparison this close to its threshold may go either way
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float64)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def reference(F, labels, X, order, sizes, eps=TIE_EPS, margin=MARGIN):
+    """Brute force: full float64 similarity matrix, explicit loops over pairs and subsets.
+
+    Returns per pair and D the lowest and highest rank that float32 rounding allows
+    (equal unless some similarity lies within ``margin`` of the threshold; use margin 0 for
+    data whose dot products are exact in float32).
+    """
+    F64, X64 = F.astype(np.float64), X.astype(np.float64)
+    S = F64 @ X64.T
+    lo, hi = [], []
+    labels = np.asarray(labels)
+    pairs = [(p, g) for who in np.unique(labels) for p in np.flatnonzero(labels == who)
+             for g in np.flatnonzero(labels == who) if p != g]  # identity, probe, target order
+    for p, g in pairs:
+        thr = F64[p] @ F64[g] - eps
+        lo_p, hi_p = [], []
+        for D in sizes:
+            s = S[p, order[:D]]
+            lo_p.append(1 + int(np.sum(s >= thr + margin)))
+            hi_p.append(1 + int(np.sum(s >= thr - margin)))
+        lo.append(lo_p)
+        hi.append(hi_p)
+    return np.array(lo), np.array(hi)
+
+
+def clustered(rng, n_ids, per_id, d, noise):
+    c = rng.standard_normal((n_ids, d))
+    labels = np.repeat(np.arange(n_ids), per_id)
+    return unit(c[labels] + noise * rng.standard_normal((len(labels), d))), labels
+
+
+def check_against_reference(F, labels, X, seed=0, sizes=(10, 100, 1000), exact=False, **kw):
+    res = identify(F, labels, X, seed=seed, sizes=sizes, **kw)
+    order = distractor_order(len(X), seed)
+    lo, hi = reference(F, labels, X, order, res.sizes, kw.get("tie_eps", TIE_EPS),
+                       margin=0.0 if exact else MARGIN)
+    L = res.max_rank
+    # Pairs come in the same order (identity, probe, target) as the reference's.
+    assert (lo[:, -1].clip(max=L + 1) <= res.ranks).all() and (res.ranks <= hi[:, -1].clip(max=L + 1)).all()
+    for i, D in enumerate(res.sizes):
+        assert ((hi[:, i] == 1) <= res.hits_at_D[:, i]).all() and (res.hits_at_D[:, i] <= (lo[:, i] == 1)).all()
+        if (lo == hi).all():
+            assert res.tpir_at_D[D] == pytest.approx(np.mean(lo[:, i] == 1))
+    if (lo == hi).all():
+        expect = [np.mean(lo[:, -1] <= r) for r in range(1, L + 1)]
+        np.testing.assert_allclose(res.cmc, expect)
+    return res, lo, hi
+
+
+def test_random_data_matches_reference():
+    rng = np.random.default_rng(0)
+    F, labels = clustered(rng, 6, [2, 3, 5, 8, 9, 1], 32, 1.0)
+    X = unit(rng.standard_normal((2500, 32)))
+    res, lo, hi = check_against_reference(F, labels, X, seed=3)
+    assert res.sizes == (10, 100, 1000, 2500)
+    assert res.max_rank == 2500 and len(res.cmc) == 2500  # full curve when N <= 10,000
+    assert (lo != hi).sum() <= 2
+    assert res.n_pairs == 2 + 6 + 20 + 56 + 72 and res.n_singletons == 1 and res.n_identities == 5
+
+
+def test_truncated_cmc_matches_reference():
+    rng = np.random.default_rng(1)
+    F, labels = clustered(rng, 4, 5, 16, 2.0)
+    X = unit(rng.standard_normal((3000, 16)))
+    res, lo, hi = check_against_reference(F, labels, X, seed=0, max_rank=20, full_curve_up_to=1000)
+    assert res.max_rank == 20 and len(res.cmc) == 20
+    assert (res.ranks == 21).any()  # some targets fall beyond the computed depth
+    assert res.tpir_at_rank.shape == (10,)
+    np.testing.assert_array_equal(res.tpir_at_rank, res.cmc[:10])
+
+
+def sign_vectors(rng, n, d=16):
+    """Unit vectors with entries +-1/4 (d=16): every dot product is exact in float32."""
+    return (rng.choice([-0.25, 0.25], size=(n, d))).astype(np.float32)
+
+
+@pytest.mark.parametrize("eps", [0.0, TIE_EPS])
+def test_ties_and_duplicates_match_reference(eps):
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(5), [4, 3, 2, 6, 1])
+    F = sign_vectors(rng, len(labels))
+    F[1] = F[0]  # duplicate images within an identity
+    X = sign_vectors(rng, 600)
+    X[[5, 50, 400]] = F[[2, 4, 9]]  # distractors that are exact copies of targets
+    X[77] = X[78]
+    res, lo, hi = check_against_reference(F, labels, X, seed=5, sizes=(10, 100), exact=True,
+                                          tie_eps=eps)
+    assert (res.ranks > 1).any() and (res.ranks == 1).any()
+
+
+def test_hand_case():
+    a1, a2 = [1, 0, 0], [0.6, 0.8, 0]
+    b1, b2 = [0, 0, 1], [0, 0.6, 0.8]
+    F = unit([a1, a2, b1, b2, [1, 1, 1]])
+    labels = ["A", "A", "B", "B", "C"]  # C: one image, no pair
+    X = unit([[0.8, 0.6, 0], [0, 0.8, 0.6], [0, 1, 0]])
+    res = identify(F, labels, X, sizes=(1, 2), order=[0, 1, 2])
+    # pairs (a1,a2) (a2,a1) (b1,b2) (b2,b1); s(p,g) = 0.6, 0.6, 0.8, 0.8
+    # s(a1, X) = .8 0 0; s(a2, X) = .96 .64 .8; s(b1, X) = 0 .6 0; s(b2, X) = .36 .96 .6
+    np.testing.assert_array_equal(res.pair_probe, [0, 1, 2, 3])
+    np.testing.assert_array_equal(res.ranks, [2, 4, 1, 2])
+    np.testing.assert_array_equal(res.hits_at_D, [[0, 0, 0], [0, 0, 0], [1, 1, 1], [1, 0, 0]])
+    assert res.sizes == (1, 2, 3)
+    assert res.tpir_at_D == {1: 0.5, 2: 0.25, 3: 0.25}
+    np.testing.assert_allclose(res.cmc, [0.25, 0.75, 0.75])
+    assert res.n_pairs == 4 and res.n_singletons == 1 and res.n_identities == 2
+    assert list(res.identities) == ["A", "B", "C"]
+
+
+def test_copy_of_target_is_a_tie_against_it():
+    rng = np.random.default_rng(4)
+    F = unit(0.1 * rng.standard_normal((2, 64)) + [[1] + [0] * 63])  # two close images
+    X = unit(rng.standard_normal((50, 64)))
+    assert identify(F, [0, 0], X).ranks.tolist() == [1, 1]
+    X[17] = F[1]  # pair (0, 1): a tie with the target; pair (1, 0): the probe itself, above
+    res = identify(F, [0, 0], X, sizes=(), seed=0)
+    assert res.ranks.tolist() == [2, 2]
+    assert res.tpir_at_D == {50: 0.0}
+
+
+def test_subsets_are_nested_and_seeded():
+    order = distractor_order(5000, seed=7)
+    assert set(order[:10]) <= set(order[:100]) <= set(order[:1000])
+    np.testing.assert_array_equal(order, distractor_order(5000, seed=7))
+    assert not np.array_equal(order, distractor_order(5000, seed=8))
+    rng = np.random.default_rng(5)
+    F, labels = clustered(rng, 5, 6, 16, 1.5)
+    X = unit(rng.standard_normal((5000, 16)))
+    r1 = identify(F, labels, X, seed=7)
+    r2 = identify(F, labels, X, seed=7)
+    r3 = identify(F, labels, X, order=order, seed=7)
+    for r in (r2, r3):
+        assert r.tpir_at_D == r1.tpir_at_D and r.ci_at_D == r1.ci_at_D
+        np.testing.assert_array_equal(r.ranks, r1.ranks)
+        np.testing.assert_array_equal(r.hits_at_D, r1.hits_at_D)
+    # nested: a hit against 100 distractors is a hit against the 10 among them
+    for i in range(len(r1.sizes) - 1):
+        assert (r1.hits_at_D[:, i + 1] <= r1.hits_at_D[:, i]).all()
+    r4 = identify(F, labels, X, seed=8)
+    assert not np.array_equal(r4.hits_at_D, r1.hits_at_D)
+
+
+def test_sizes():
+    assert distractor_sizes(1_000_000) == (10, 100, 1000, 10_000, 100_000, 1_000_000)
+    assert distractor_sizes(1_500_000)[-2:] == (1_000_000, 1_500_000)
+    assert distractor_sizes(2500) == (10, 100, 1000, 2500)
+    assert distractor_sizes(5) == (5,)
+    with pytest.raises(ConfigError):
+        distractor_sizes(0)
+
+
+def test_large_D_uses_top_1000():
+    rng = np.random.default_rng(6)
+    F, labels = clustered(rng, 3, 4, 8, 3.0)
+    X = unit(rng.standard_normal((12_000, 8)))
+    res = identify(F, labels, X, reps=50)
+    assert res.sizes == (10, 100, 1000, 10_000, 12_000) and res.max_rank == 1000
+    assert len(res.cmc) == 1000 and len(res.ci_at_rank) == 1000
+    order = distractor_order(len(X), 0)
+    lo, hi = reference(F, labels, X, order, res.sizes)
+    assert ((lo[:, -1].clip(max=1001) <= res.ranks) & (res.ranks <= hi[:, -1].clip(max=1001))).all()
+
+
+def test_chunked_distractors():
+    rng = np.random.default_rng(7)
+    F, labels = clustered(rng, 4, 4, 16, 1.0)
+    X = unit(rng.standard_normal((700, 16)))
+    ref = identify(F, labels, X, seed=1)
+    blocks = [X[a:a + 99] for a in range(0, 700, 99)]
+    got = identify(F, labels, lambda: iter(blocks), seed=1, n_distractors=700)
+    np.testing.assert_array_equal(got.ranks, ref.ranks)
+    np.testing.assert_array_equal(got.hits_at_D, ref.hits_at_D)
+    with pytest.raises(ConfigError, match="n_distractors"):
+        identify(F, labels, iter(blocks))
+    with pytest.raises(ConfigError, match="700 rows read"):
+        identify(F, labels, iter(blocks), n_distractors=800)
+    with pytest.raises(ConfigError, match="n_distractors"):
+        identify(F, labels, X, n_distractors=5)
+
+
+def test_bad_inputs():
+    rng = np.random.default_rng(8)
+    F, labels = clustered(rng, 3, 3, 8, 1.0)
+    X = unit(rng.standard_normal((100, 8)))
+    Fb = F.copy()
+    Fb[[1, 4]] = np.nan
+    with pytest.raises(OccbenchError, match=r"probe features: 2 row\(s\) with NaN"):
+        identify(Fb, labels, X)
+    Xb = X.copy()
+    Xb[[3, 60, 61]] = np.inf
+    with pytest.raises(OccbenchError, match=r"distractors: 3 row\(s\) with NaN/inf values out of 100"):
+        identify(F, labels, Xb, chunk_rows=50)
+    Xb[[3, 60, 61]] = 0
+    with pytest.raises(OccbenchError, match=r"distractors: 3 row\(s\) of zero norm"):
+        identify(F, labels, Xb)
+    with pytest.raises(ConfigError, match="no identity"):
+        identify(F[:3], [0, 1, 2], X)
+    with pytest.raises(ConfigError, match="labels"):
+        identify(F, labels[:-1], X)
+    with pytest.raises(ConfigError, match="dimension"):
+        identify(F, labels, X[:, :4])
+    with pytest.raises(ConfigError, match="permutation"):
+        identify(F, labels, X, order=np.zeros(100, dtype=int))
+
+
+def test_bootstrap_intervals():
+    rng = np.random.default_rng(9)
+    F, labels = clustered(rng, 12, 5, 16, 2.5)
+    X = unit(rng.standard_normal((1000, 16)))
+    res = identify(F, labels, X, reps=300)
+    for D, (lo, hi) in res.ci_at_D.items():
+        assert lo <= res.tpir_at_D[D] <= hi
+    lo1, hi1 = res.ci_at_rank[1]
+    assert (lo1, hi1) == res.ci_at_D[1000]  # rank 1 at the largest D: one statistic
+    assert lo1 < hi1
+    # one identity resampled as a whole: same interval as a direct cluster bootstrap
+    hits = np.bincount(res.pair_identity, weights=res.ranks == 1, minlength=12)
+    n = np.bincount(res.pair_identity, minlength=12)
+    assert cluster_bootstrap_ci(hits, n, reps=300, seed=0) == pytest.approx((lo1, hi1))
+
+
+def test_cluster_bootstrap_matches_explicit_loop():
+    rng = np.random.default_rng(10)
+    num = rng.integers(0, 10, 7).astype(float)
+    den = num + rng.integers(1, 5, 7)
+    lo, hi = cluster_bootstrap_ci(num, den, reps=200, seed=3)
+    r = np.random.default_rng(3)
+    W = r.multinomial(7, np.full(7, 1 / 7), size=200)
+    est = []
+    for w in W:
+        idx = np.repeat(np.arange(7), w)
+        est.append(num[idx].sum() / den[idx].sum())
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(est, [2.5, 97.5])))
+
+
+def test_probe_pairs():
+    p, g, ident, ids = probe_pairs(["b", "a", "b", "c", "b"])
+    assert list(ids) == ["a", "b", "c"]
+    assert sorted(zip(p.tolist(), g.tolist(), strict=True)) == [(0, 2), (0, 4), (2, 0), (2, 4), (4, 0), (4, 2)]
+    assert (ident == 1).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 40), st.integers(1, 300))
+def test_property_exact_data_matches_reference(seed, n_probes, n_distractors):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, max(1, n_probes // 3), n_probes)
+    if np.bincount(labels).max() < 2:
+        labels[1] = labels[0]
+    F = sign_vectors(rng, n_probes)
+    X = sign_vectors(rng, n_distractors)
+    check_against_reference(F, labels, X, seed=seed, sizes=(3, 30), exact=True, reps=20)
