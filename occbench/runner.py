@@ -249,7 +249,10 @@ class Runner:
         f1, f2 = store.get(k1).features, store.get(k2).features
         res = verify(f1, f2, np.array([p.same for p in self.pairs]),
                      np.array([p.fold for p in self.pairs]))
-        half = 2.262 * res.std / np.sqrt(len(res.fold_accuracies))  # t(0.975, 9 dof)
+        # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, 9 dof) = 2.262);
+        # the accuracy_std row is the conventional np.std (ddof=0) of LFW reports.
+        accs = np.asarray(res.fold_accuracies, dtype=np.float64)
+        half = 2.262 * accs.std(ddof=1) / np.sqrt(len(accs)) if len(accs) > 1 else np.nan
         return [
             self._row("verification", "lfw", cond, "accuracy", res.mean, len(self.pairs),
                       res.mean - half, res.mean + half),
