@@ -1,0 +1,45 @@
+"""Shared fixtures: the real data root and small sets of real aligned faces.
+
+The data root is ``$OCCBENCH_DATA``, else ``../shared/data`` beside the repository. Tests
+fail (never skip) when it is missing: they are about the real data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data_root() -> Path:
+    value = os.environ.get("OCCBENCH_DATA")
+    root = Path(value) if value else REPO.parent / "shared" / "data"
+    if not (root / "lfw").is_dir():
+        pytest.fail(f"real data not found at {root}: set OCCBENCH_DATA to the data root", pytrace=False)
+    return root.resolve()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return _data_root()
+
+
+@pytest.fixture(scope="session")
+def lfw_faces(data_root, tmp_path_factory) -> np.ndarray:
+    """60 real LFW faces aligned to 112x112 (first image of 60 people, seeded choice)."""
+    from occbench.align import align_dataset
+    from occbench.data import load_dataset
+
+    ds = load_dataset("lfw", data_root)
+    firsts = {}
+    for s in ds.samples:
+        firsts.setdefault(s.identity, s)
+    people = sorted(firsts)
+    pick = np.random.default_rng(0).choice(len(people), 60, replace=False)
+    ds.samples = sorted(firsts[people[i]] for i in pick)
+    faces = align_dataset(ds, workers=1, progress=False)
+    return faces.images
