@@ -42,16 +42,11 @@ def occlude_faces(faces: np.ndarray, keys: list[str], condition: Condition):
     """Occluded copies of ``faces`` and their true masks (the clean condition: unchanged, empty)."""
     if condition.clean:
         return faces, np.zeros(faces.shape[:3], dtype=np.uint8)
-    from occbench.occlusion import occlude
+    from occbench.occlusion import occlude_batch
 
-    out = np.empty_like(faces)
-    masks = np.empty(faces.shape[:3], dtype=np.uint8)
-    for i, (face, key) in enumerate(zip(faces, keys, strict=True)):
-        occ = occlude(face, key, condition.form, condition.size, condition.position,
-                      seed=condition.seed)
-        out[i] = occ.image
-        masks[i] = occ.mask
-    return out, masks
+    occluded, masks, _ = occlude_batch(faces, keys, condition.form, condition.size,
+                                       condition.position, seed=condition.seed)
+    return occluded, masks
 
 
 def extract(

@@ -47,7 +47,7 @@ class RunConfig:
     conditions: list[Condition] = field(default_factory=list, init=False)
 
     def __post_init__(self):
-        from occbench.occlusion import EVAL_SIZES, check_spec
+        from occbench.occlusion import EVAL_SIZES, canonical_form, check_spec
 
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown:
@@ -55,7 +55,7 @@ class RunConfig:
         self.conditions = [CLEAN]
         for form in self.forms:
             for position in self.positions:
-                for size in self.sizes or EVAL_SIZES[form]:
+                for size in self.sizes or EVAL_SIZES[canonical_form(form)]:
                     form_name, size = check_spec(form, size, position)
                     self.conditions.append(Condition(form_name, position, float(size), self.seed))
 
