@@ -102,7 +102,7 @@ def test_embedding_contract(recognizer, pair_data):
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(recognizer.embed(batch), emb)  # deterministic
     # batching does not change the result
-    np.testing.assert_allclose(DlibRecognizer(batch_size=2).embed(batch), emb, atol=1e-5)
+    np.testing.assert_allclose(DlibRecognizer(chunk=2, workers=2).embed(batch), emb, atol=1e-5)
     np.testing.assert_allclose(recognizer.embed(batch[3:4])[0], emb[3], atol=1e-5)
 
 
