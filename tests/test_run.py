@@ -1,0 +1,204 @@
+"""`occbench run` end to end on a small slice of the real data with the real dlib recognizer,
+plus the registry, the results table and the feature cache it relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from occbench.cli import main
+from occbench.errors import ConfigError, OccbenchError
+from occbench.extract import check_embeddings, mask_iou
+from occbench.features import Condition, FeatureStore
+from occbench.models import create_completer, create_recognizer, list_models
+from occbench.results import ID_COLUMNS, Row, merge_results, read_results, rows_to_frame
+
+LIMIT = 30  # images of each set: a few FaceScrub people, 30 distractors, 30 LFW pairs
+
+
+def _run_cli(data_root, out, *extra):
+    return main(["run", "--data", str(data_root), "--out", str(out), "--limit", str(LIMIT),
+                 "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def small_run(data_root, tmp_path_factory):
+    """One real run: occluded completer, dlib, rect at the eyes, a = 0.1."""
+    base = tmp_path_factory.mktemp("run")
+    os.environ["OCCBENCH_CACHE"] = str(base / "cache")
+    try:
+        rc = _run_cli(data_root, base / "out", "--model", "occluded", "--position", "eyes",
+                      "--form", "rect", "--size", "0.1")
+    finally:
+        os.environ.pop("OCCBENCH_CACHE")
+    assert rc == 0
+    return base, read_results(base / "out")
+
+
+def test_results_table_is_tidy_and_complete(small_run):
+    _, df = small_run
+    assert not df.duplicated(subset=ID_COLUMNS).any()
+    assert set(df.protocol) == {"identification", "verification", "reconstruction"}
+    assert set(df.form) == {"none", "rect"} and set(df.position) == {"none", "eyes"}
+    tpir1 = df[(df.protocol == "identification") & (df["rank"] == 1)]
+    assert set(tpir1.D) == {10, LIMIT}  # D capped by what the data has
+    assert ((tpir1.value >= 0) & (tpir1.value <= 1)).all()
+    cmc = df[(df.protocol == "identification") & (df.D == LIMIT) & (df.form == "rect")]
+    assert np.all(np.diff(cmc.sort_values("rank").value.to_numpy()) >= 0)  # CMC never drops
+    acc = df[(df.metric == "accuracy")]
+    assert len(acc) == 2 and (acc.n == LIMIT).all()
+    config = json.loads(df.config.iloc[0])
+    assert config["model"] == "occluded" and config["limit"] == LIMIT
+    assert df.git_commit.iloc[0] != ""
+
+
+def test_occluded_reconstruction_matches_direct_metrics(small_run, data_root):
+    """PSNR of the no-op completer = PSNR of the occluded face, recomputed independently."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from occbench.align import align_dataset
+    from occbench.data import load_dataset
+    from occbench.occlusion import occlude
+
+    _, df = small_run
+    row = df[(df.metric == "psnr") & (df.dataset == "facescrub")].iloc[0]
+    ds = load_dataset("facescrub", data_root)
+    ds.samples = ds.samples[:LIMIT]
+    faces = align_dataset(ds, progress=False)
+    values = [peak_signal_noise_ratio(f, occlude(f, k, "rect", 0.1, "eyes").image, data_range=255)
+              for f, k in zip(faces.images, faces.keys, strict=True)]
+    assert row.value == pytest.approx(np.mean(values), abs=1e-9)
+    assert row.n == LIMIT and row.ci_low <= row.value <= row.ci_high
+    iou = df[(df.metric == "mask_iou")]
+    assert (iou.value == 0).all()  # the no-op completer predicts no mask
+
+
+def test_warm_rerun_uses_the_cache_and_gives_identical_rows(small_run, data_root):
+    base, df = small_run
+    os.environ["OCCBENCH_CACHE"] = str(base / "cache")
+    try:
+        t0 = time.perf_counter()
+        assert _run_cli(data_root, base / "out2", "--model", "occluded", "--position", "eyes",
+                        "--form", "rect", "--size", "0.1") == 0
+        warm = time.perf_counter() - t0
+    finally:
+        os.environ.pop("OCCBENCH_CACHE")
+    again = read_results(base / "out2")
+    pd.testing.assert_series_equal(again.value, df.value)
+    print(f"warm run: {warm:.1f} s")
+
+
+def test_killed_run_resumes_to_identical_results(small_run, data_root, tmp_path):
+    """Kill a real run once it has stored some features; the resumed run equals the first."""
+    base, df = small_run
+    cache = tmp_path / "cache"
+    env = dict(os.environ, OCCBENCH_CACHE=str(cache), OCCBENCH_DATA=str(data_root))
+    cmd = [sys.executable, "-m", "occbench", "run", "--out", str(tmp_path / "out"),
+           "--limit", str(LIMIT), "--quiet", "--model", "occluded", "--position", "eyes",
+           "--form", "rect", "--size", "0.1", "--batch-size", "8"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        shards = list((cache / "features").glob("**/rect-eyes-*/shard-0.sqlite"))
+        if shards:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "out" / "results.parquet").exists()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    resumed = read_results(tmp_path / "out")
+    pd.testing.assert_series_equal(resumed.value, df.value)
+
+
+def test_registry_names_and_errors():
+    names = list_models()
+    assert {"occluded", "clean"} <= set(names["completers"])
+    assert "dlib" in names["recognizers"]
+    with pytest.raises(ConfigError, match="known completers: .*occluded"):
+        create_completer("nope")
+    with pytest.raises(ConfigError, match="known recognizers: .*dlib"):
+        create_recognizer("nope")
+
+
+def test_clean_oracle_returns_clean_and_true_mask(lfw_faces):
+    clean = lfw_faces[:4]
+    occ = clean.copy()
+    occ[:, 10:20, 10:30] = 7
+    out, mask = create_completer("clean").complete(occ, clean)
+    assert np.array_equal(out, clean)
+    assert mask[:, 10:20, 10:30].all() and mask.sum() <= 4 * 200
+    with pytest.raises(ConfigError):
+        create_completer("clean").complete(occ)
+
+
+def test_bad_embeddings_are_refused():
+    good = np.eye(3, dtype=np.float32)
+    check_embeddings(good, "x", ["a", "b", "c"])
+    with pytest.raises(OccbenchError, match="NaN/inf for b"):
+        check_embeddings(np.array([[1, 0], [np.nan, 0]], np.float32), "x", ["a", "b"])
+    with pytest.raises(OccbenchError, match="zero for a"):
+        check_embeddings(np.zeros((1, 2), np.float32), "x", ["a"])
+
+
+def test_mask_iou_hand_case():
+    pred = np.zeros((2, 4, 4))
+    true = np.zeros((2, 4, 4), np.uint8)
+    pred[0, :2, :2] = 0.9  # 4 predicted pixels, all inside the 8 true ones
+    true[0, :2, :] = 1
+    assert np.allclose(mask_iou(pred, true), [0.5, 1.0])  # both empty -> 1
+
+
+def test_feature_cache_resume_and_old_version(tmp_path, capsys):
+    cond = Condition("rect", "eyes", 0.1, 0)
+    store = FeatureStore(tmp_path, "r@1", "c@1", cond, "1", dim=2)
+    store.put(["a", "b"], np.array([[1, 0], [0, 1]], np.float32), psnr=[20.0, 21.0])
+    store.put(["c"], np.array([[1, 1]], np.float32), rank=1)  # another rank's shard
+    assert store.done_keys() == {"a", "b", "c"}
+    got = store.get(["c", "a"])
+    assert np.array_equal(got.features, [[1, 1], [1, 0]]) and np.isnan(got.psnr[0])
+    # a cache written by an older format is dropped and recomputed, with a message
+    meta = store.dir / "meta.json"
+    meta.write_text(meta.read_text().replace('"format": 1', '"format": 0'))
+    fresh = FeatureStore(tmp_path, "r@1", "c@1", cond, "1", dim=2)
+    assert fresh.done_keys() == set()
+    assert "another version" in capsys.readouterr().err
+    with pytest.raises(OccbenchError, match="lacks 1 images"):
+        fresh.get(["a"])
+
+
+def test_results_merge_replaces_same_identity(tmp_path):
+    def frame(value):
+        return rows_to_frame([Row("m", "r", "lfw", "verification", "rect", "eyes", 0.1,
+                                  "accuracy", value, 6000)], {"x": 1})
+    path = tmp_path / "results.parquet"
+    merge_results(path, frame(0.9))
+    merge_results(path, frame(0.8))
+    df = read_results(path)
+    assert len(df) == 1 and df.value.iloc[0] == 0.8
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(OccbenchError, match="bad.parquet"):
+        read_results(tmp_path / "bad.parquet")
+
+
+def test_cli_errors_are_one_line(data_root, tmp_path, capsys):
+    assert main(["run", "--data", str(data_root), "--model", "nope", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("occbench: error: unknown model 'nope'") and "\n" not in err
+    assert main(["run", "--data", str(data_root), "--position", "forehead",
+                 "--out", str(tmp_path)]) == 2
+    assert "forehead" in capsys.readouterr().err
+    assert main(["run", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["report", "--results", str(tmp_path / "none")]) == 2
+    assert "no results table" in capsys.readouterr().err
