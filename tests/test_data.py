@@ -1,0 +1,165 @@
+"""Data readers, pairs.txt and `occbench data check` on the real data, and on broken copies."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from occbench.cli import main
+from occbench.data import load_dataset
+from occbench.data.check import check_data
+from occbench.data.pairs import overlapping_identities, read_pairs, remove_identities
+from occbench.data.readers import load_megaface, megaface_lists
+from occbench.errors import ConfigError, DataError
+from occbench.imageio import read_rgb
+
+
+def test_real_sets_have_the_documented_sizes(data_root):
+    for name, images, people in (("lfw", 13233, 5749), ("facescrub", 1622, 12),
+                                 ("celeba", 5797, 250)):
+        ds = load_dataset(name, data_root)
+        assert (len(ds), len(ds.identities)) == (images, people)
+        keys = [s.key for s in ds.samples]
+        assert keys == sorted(keys) and len(set(keys)) == len(keys)
+        assert all(k.startswith(f"{name}/") for k in keys)
+    assert load_dataset("lfw", data_root).samples[0].key == "lfw/AJ_Cook/AJ_Cook_0001.jpg"
+
+
+def test_pairs_txt(data_root):
+    lfw = load_dataset("lfw", data_root)
+    pairs = read_pairs(data_root / "lfw" / "pairs.txt", lfw)
+    assert len(pairs) == 6000 and sum(p.same for p in pairs) == 3000
+    assert [sum(p.fold == f for p in pairs) for f in range(10)] == [600] * 10
+    first = pairs[0]
+    assert (first.key1, first.key2, first.same, first.fold) == (
+        "lfw/Abel_Pacheco/Abel_Pacheco_0001.jpg", "lfw/Abel_Pacheco/Abel_Pacheco_0004.jpg", True, 0)
+    assert not pairs[300].same and pairs[300].key1.split("/")[1] != pairs[300].key2.split("/")[1]
+
+
+def test_facescrub_lfw_overlap_is_the_documented_seven(data_root):
+    fs, lfw = load_dataset("facescrub", data_root), load_dataset("lfw", data_root)
+    names = overlapping_identities(fs, lfw)
+    assert names == {"Alec_Baldwin", "Daniel_Radcliffe", "Fran_Drescher", "Gerard_Butler",
+                     "Lorraine_Bracco", "Peri_Gilpin", "Kristin_Chenoweth"}
+    dis = remove_identities(lfw, names)
+    assert len(lfw) - len(dis) == 4 + 4 + 2 + 1 + 1 + 1 + 1
+    assert "removed 14 images of 7 people" in dis.notes[-1]
+
+
+def test_unknown_set_lists_known_ones(data_root):
+    with pytest.raises(ConfigError, match="known: .*celeba.*lfw"):
+        load_dataset("vggface2", data_root)
+
+
+# ---- broken inputs, built in tmp_path from a few real images ------------------------------
+
+@pytest.fixture
+def mini_root(data_root, tmp_path):
+    """A data root with 2 LFW people (3 real images) and a valid 1-fold pairs.txt."""
+    for person in ("Aaron_Peirsol", "Abdullah_Gul"):
+        dst = tmp_path / "lfw" / person
+        dst.mkdir(parents=True)
+        for src in sorted((data_root / "lfw" / person).glob("*.jpg"))[:2]:
+            shutil.copy(src, dst / src.name)
+    (tmp_path / "lfw" / "pairs.txt").write_text(
+        "1 1\nAaron_Peirsol 1 2\nAaron_Peirsol 1 Abdullah_Gul 2\n")
+    return tmp_path
+
+
+def test_mini_root_is_clean(mini_root):
+    assert len(read_pairs(mini_root / "lfw" / "pairs.txt", load_dataset("lfw", mini_root))) == 2
+    report = check_data(mini_root, sets=("lfw",), progress=False)
+    assert report.ok, report.render()
+
+
+def test_corrupt_and_truncated_images_are_named(mini_root):
+    img = next((mini_root / "lfw" / "Aaron_Peirsol").glob("*.jpg"))
+    data = img.read_bytes()
+    img.write_bytes(data[: len(data) // 3])  # truncated JPEG
+    with pytest.raises(DataError, match=str(img)):
+        read_rgb(img)
+    garbage = mini_root / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg"
+    garbage.write_bytes(b"this is not a jpeg")
+    report = check_data(mini_root, sets=("lfw",), progress=False)
+    assert not report.ok
+    text = report.render()
+    assert str(img) in text and str(garbage) in text and "PROBLEMS FOUND" in text
+
+
+def test_malformed_pairs_line_is_named(mini_root):
+    pairs = mini_root / "lfw" / "pairs.txt"
+    pairs.write_text("1 1\nAaron_Peirsol 1\nAaron_Peirsol 1 Abdullah_Gul 2\n")
+    with pytest.raises(DataError, match=r"pairs.txt:2: expected 'name i j'"):
+        read_pairs(pairs)
+    pairs.write_text("1 1\nAaron_Peirsol 1 7\nAaron_Peirsol 1 Abdullah_Gul 2\n")
+    with pytest.raises(DataError, match=r"pairs.txt:2: image lfw/Aaron_Peirsol/Aaron_Peirsol_0007"):
+        read_pairs(pairs, load_dataset("lfw", mini_root))
+    pairs.write_text("ten 300\n")
+    with pytest.raises(DataError, match="pairs.txt:1: expected header"):
+        read_pairs(pairs)
+
+
+def test_empty_and_missing_folders(tmp_path):
+    (tmp_path / "lfw").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        load_dataset("lfw", tmp_path)
+    with pytest.raises(DataError, match="no facescrub folder; to get it"):
+        load_dataset("facescrub", tmp_path)
+    (tmp_path / "celeba").mkdir()
+    with pytest.raises(DataError, match="identity.txt: file not found"):
+        load_dataset("celeba", tmp_path)
+    (tmp_path / "celeba" / "identity.txt").write_text("a.jpg 1 extra\n")
+    with pytest.raises(DataError, match=r"identity.txt:1: expected '<relative path> <identity>'"):
+        load_dataset("celeba", tmp_path)
+
+
+def test_megaface_devkit_lists(mini_root):
+    base = mini_root / "megaface" / "FlickrFinal2" / "000" / "user1"
+    base.mkdir(parents=True)
+    srcs = sorted((mini_root / "lfw").glob("*/*.jpg"))
+    for i, src in enumerate(srcs):
+        shutil.copy(src, base / f"{i}.jpg")
+    rel = [f"000/user1/{i}.jpg" for i in range(len(srcs))]
+    for d in (2, 4):
+        (mini_root / "megaface" / f"megaface_features_list.json_{d}_1").write_text(
+            json.dumps({"path": rel[:d]}))
+    (mini_root / "megaface" / "megaface_noises.txt").write_text(rel[0] + "\n")
+    assert sorted(megaface_lists(mini_root)) == [2, 4]
+    ds = load_megaface(mini_root)
+    assert len(ds) == 3 and ds.samples[0].identity == "000/user1"
+    assert "1 images removed by megaface_noises.txt" in ds.notes
+    assert len(load_megaface(mini_root, D=2)) == 1
+    with pytest.raises(DataError, match="no list for D=10"):
+        load_megaface(mini_root, D=10)
+    (mini_root / "megaface" / "megaface_features_list.json_4_1").write_text('{"path": ["x.jpg"]}')
+    with pytest.raises(DataError, match="listed image .*x.jpg does not exist"):
+        load_megaface(mini_root, D=4)
+
+
+def test_facescrub_devkit_json_layout(mini_root):
+    fs = mini_root / "facescrub"
+    shutil.copytree(mini_root / "lfw" / "Aaron_Peirsol", fs / "Aaron_Peirsol")
+    files = sorted(p.name for p in (fs / "Aaron_Peirsol").glob("*.jpg"))
+    (fs / "facescrub_features_list.json").write_text(json.dumps(
+        {"path": [f"Aaron_Peirsol/{f}" for f in files], "id": ["Aaron_Peirsol"] * len(files)}))
+    ds = load_dataset("facescrub", mini_root)
+    assert len(ds) == len(files) and ds.identities == ["Aaron_Peirsol"]
+
+
+def test_cli_data_check(mini_root, tmp_path, monkeypatch, capsys):
+    assert main(["data", "check", "--data", str(mini_root)]) == 0
+    out = capsys.readouterr().out
+    assert "pairs.txt: 2 pairs in 1 folds" in out and "facescrub" in out and "not present" in out
+    (mini_root / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg").write_bytes(b"\xff\xd8junk")
+    assert main(["data", "check", "--data", str(mini_root)]) == 1
+    assert "Abdullah_Gul_0009.jpg" in capsys.readouterr().out
+    monkeypatch.delenv("OCCBENCH_DATA", raising=False)
+    proc = subprocess.run([sys.executable, "-m", "occbench", "data", "check"],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("occbench: error: no data root: pass --data ROOT or set "
+                                   "OCCBENCH_DATA=ROOT (a folder holding lfw/, facescrub/, celeba/ ...)")
