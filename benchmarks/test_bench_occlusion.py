@@ -12,7 +12,6 @@ rendered with FreeType first.
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +26,10 @@ N = 480  # occlusions per round (4 positions x 3 sizes x 40 faces)
 
 
 @pytest.fixture(scope="module")
-def faces(request) -> list[tuple[str, np.ndarray]]:
+def faces(data_root) -> list[tuple[str, np.ndarray]]:
     """40 real LFW photos, centre-cropped to 110 px and resized to 112x112."""
-    try:
-        root = Path(request.getfixturevalue("data_root"))
-    except pytest.FixtureLookupError:
-        root = Path(os.environ.get("OCCBENCH_DATA") or Path(__file__).parents[1].parent / "shared" / "data")
+    root = Path(data_root)
     files = sorted((root / "lfw").glob("*/*.jpg"))
-    if not files:
-        pytest.skip(f"no LFW photos under {root}")
     out = []
     for p in files[:: len(files) // 40][:40]:
         with Image.open(p) as im:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from occbench.aligned_cache import AlignedCache, CachedFace, default_cache_path
 from occbench.data.base import Dataset, Sample
+from occbench.dlib_models import SHAPE_68, load
 from occbench.errors import DataError
 from occbench.imageio import decode_rgb
 from occbench.template import SIZE, TEMPLATE_5
@@ -140,19 +141,17 @@ def framing_landmarks5(height: int, width: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- detection
 
-_MODELS: tuple | None = None
+_DETECTOR = None
 
 
 def _models():
-    """dlib's detector and 68-point predictor, loaded once per process."""
-    global _MODELS
-    if _MODELS is None:
+    """dlib's HOG face detector and 68-point predictor, loaded once per process."""
+    global _DETECTOR
+    if _DETECTOR is None:
         import dlib
 
-        from occbench.dlib_models import SHAPE_68, model_path
-
-        _MODELS = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path(SHAPE_68))))
-    return _MODELS
+        _DETECTOR = dlib.get_frontal_face_detector()
+    return _DETECTOR, load(SHAPE_68)
 
 
 def _central(rects, height: int, width: int) -> list:

@@ -10,6 +10,7 @@ which recent setuptools no longer ships).
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 from occbench.errors import OccbenchError
@@ -40,3 +41,23 @@ def model_path(name: str) -> Path:
     if not path.is_file():
         raise OccbenchError(f"dlib model file {path} not found (reinstall face-recognition-models)")
     return path
+
+
+_LOADERS = {
+    SHAPE_68: "shape_predictor",
+    SHAPE_5: "shape_predictor",
+    FACE_RESNET: "face_recognition_model_v1",
+}
+_LOADED: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def load(name: str):
+    """The dlib object of a model file (``SHAPE_68``, ``SHAPE_5``, ``FACE_RESNET``), loaded once
+    per process (the 68-point predictor alone is 100 MB)."""
+    with _LOCK:
+        if name not in _LOADED:
+            import dlib
+
+            _LOADED[name] = getattr(dlib, _LOADERS[name])(str(model_path(name)))
+        return _LOADED[name]

@@ -5,7 +5,6 @@ Every test that writes the cache points ``OCCBENCH_CACHE`` at its own temporary 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -39,13 +38,8 @@ NO_FACE_LFW = "Jon_Stewart/Jon_Stewart_0001.jpg"
 
 
 @pytest.fixture(scope="module")
-def lfw_root(request) -> Path:
-    try:
-        root = Path(request.getfixturevalue("data_root"))
-    except pytest.FixtureLookupError:
-        root = Path(os.environ.get("OCCBENCH_DATA") or Path(__file__).parents[1].parent / "shared" / "data")
-    if not (root / "lfw").is_dir():
-        pytest.skip(f"no lfw/ under {root}")
+def lfw_root(data_root) -> Path:
+    root = Path(data_root)
     return root / "lfw"
 
 

@@ -21,13 +21,8 @@ LIMIT = 5
 
 
 @pytest.fixture(scope="module")
-def root(request) -> Path:
-    try:
-        root = Path(request.getfixturevalue("data_root"))
-    except pytest.FixtureLookupError:
-        root = Path(os.environ.get("OCCBENCH_DATA") or Path(__file__).parents[1].parent / "shared" / "data")
-    if not (root / "lfw").is_dir():
-        pytest.skip(f"no lfw/ under {root}")
+def root(data_root) -> Path:
+    root = Path(data_root)
     return root
 
 

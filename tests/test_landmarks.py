@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +61,8 @@ def test_errors_reject_bad_shapes():
 
 
 @pytest.fixture(scope="module")
-def lfw(request) -> Path:
-    try:
-        root = Path(request.getfixturevalue("data_root"))
-    except pytest.FixtureLookupError:
-        root = Path(os.environ.get("OCCBENCH_DATA", Path(__file__).parents[1].parent / "shared" / "data"))
-    if not (root / "lfw").is_dir():
-        pytest.skip(f"no LFW under {root}")
+def lfw(data_root) -> Path:
+    root = Path(data_root)
     return root / "lfw"
 
 

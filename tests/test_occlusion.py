@@ -45,13 +45,8 @@ KEYS = [f"lfw/Person_{i}/Person_{i}_0001.jpg" for i in range(60)]
 
 
 @pytest.fixture(scope="module")
-def lfw_root(request) -> Path:
-    try:
-        root = Path(request.getfixturevalue("data_root"))
-    except pytest.FixtureLookupError:
-        root = Path(os.environ.get("OCCBENCH_DATA") or Path(__file__).parents[1].parent / "shared" / "data")
-    if not (root / "lfw").is_dir():
-        pytest.skip(f"no lfw/ under {root}")
+def lfw_root(data_root) -> Path:
+    root = Path(data_root)
     return root / "lfw"
 
 

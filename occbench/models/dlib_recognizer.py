@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import threading
 import weakref
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from occbench.dlib_models import FACE_RESNET, load
 from occbench.models import register_recognizer
 from occbench.models.base import Recognizer, l2_normalise
 
@@ -100,26 +100,9 @@ def warp_batch(faces: np.ndarray, transform: np.ndarray = TEMPLATE_TO_CHIP,
     return np.ascontiguousarray(out)  # dlib only takes C-contiguous chips
 
 
-_MODEL = None
-_MODEL_LOCK = threading.Lock()
-
-
-def _model():
-    """dlib's network, loaded once per process."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            import dlib
-
-            from occbench.dlib_models import FACE_RESNET, model_path
-
-            _MODEL = dlib.face_recognition_model_v1(str(model_path(FACE_RESNET)))
-    return _MODEL
-
-
 def _describe(chips: np.ndarray) -> np.ndarray:
     """Raw 128-d descriptors of (n, 150, 150, 3) chips (runs in a worker process too)."""
-    desc = _model().compute_face_descriptor(list(chips))
+    desc = load(FACE_RESNET).compute_face_descriptor(list(chips))
     return np.array([np.asarray(d) for d in desc], dtype=np.float32).reshape(len(chips), -1)
 
 
@@ -221,7 +204,7 @@ def dlib_pipeline_embedding(photo: np.ndarray) -> np.ndarray | None:
     found = dlib_chip_transform(photo)
     if found is None:
         return None
-    desc = _model().compute_face_descriptor(np.ascontiguousarray(photo, dtype=np.uint8), found[1])
+    desc = load(FACE_RESNET).compute_face_descriptor(np.ascontiguousarray(photo, dtype=np.uint8), found[1])
     return l2_normalise(np.asarray(desc)[None])[0]
 
 

@@ -19,11 +19,10 @@ the 112x112 template frame, :data:`FACE_BOX`, on the face upsampled ``UPSAMPLE``
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from PIL import Image
 
+from occbench.dlib_models import SHAPE_68, load
 from occbench.template import SIZE
 
 # Fixed face box (left, top, right, bottom), 112-frame pixels with pixel centres at integers.
@@ -41,23 +40,6 @@ UPSAMPLE = 2
 
 OUTER_EYE_CORNERS = (36, 45)
 N_POINTS = 68
-
-_PREDICTOR = None
-_LOCK = threading.Lock()
-
-
-def _predictor():
-    """dlib's 68-point shape predictor, loaded once per process."""
-    global _PREDICTOR
-    with _LOCK:
-        if _PREDICTOR is None:
-            import dlib
-
-            from occbench.dlib_models import SHAPE_68, model_path
-
-            _PREDICTOR = dlib.shape_predictor(str(model_path(SHAPE_68)))
-    return _PREDICTOR
-
 
 def _check_faces(faces: np.ndarray) -> np.ndarray:
     faces = np.asarray(faces)
@@ -85,7 +67,7 @@ def landmarks68(faces: np.ndarray, upsample: int = UPSAMPLE,
     # PIL's resize maps pixel centres as big = up * small + (up - 1) / 2.
     offset = (up - 1) / 2.0
     rect = dlib.rectangle(*(int(round(v * up + offset)) for v in box))
-    predictor = _predictor()
+    predictor = load(SHAPE_68)
     out = np.empty((len(faces), N_POINTS, 2), dtype=np.float64)
     for i, face in enumerate(faces):
         if up > 1:
