@@ -163,3 +163,12 @@ def test_cli_data_check(mini_root, tmp_path, monkeypatch, capsys):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("occbench: error: no data root: pass --data ROOT or set "
                                    "OCCBENCH_DATA=ROOT (a folder holding lfw/, facescrub/, celeba/ ...)")
+
+
+def test_cli_align_prints_the_success_rate(mini_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    assert main(["align", "--data", str(mini_root), "--set", "lfw", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lfw: 4 images, aligned 4 (100.0 %)") and "computed 4" in out
+    assert main(["align", "--data", str(mini_root), "--set", "lfw", "--workers", "1"]) == 0
+    assert "cache hits 4, computed 0" in capsys.readouterr().out
