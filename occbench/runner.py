@@ -150,9 +150,10 @@ class Runner:
         if need_pairs:
             lfw = load_dataset("lfw", self.data_root)
             pairs = read_pairs(self.data_root / "lfw" / "pairs.txt", lfw)
-            if cfg.limit:
-                per_fold = max(1, cfg.limit // 10)
-                pairs = [p for f in range(10) for p in [q for q in pairs if q.fold == f][:per_fold]]
+            if cfg.limit:  # the first k same and k different pairs of every fold
+                k = max(1, cfg.limit // 20)
+                pairs = [p for f in sorted({q.fold for q in pairs}) for same in (True, False)
+                         for p in [q for q in pairs if q.fold == f and q.same == same][:k]]
             self.pairs = pairs
         pair_keys = sorted({k for p in self.pairs for k in (p.key1, p.key2)})
         self.probe_faces = self._aligned(cfg.probes, probe_keys) if probe_keys else None
@@ -255,7 +256,7 @@ class Runner:
         half = 2.262 * accs.std(ddof=1) / np.sqrt(len(accs)) if len(accs) > 1 else np.nan
         return [
             self._row("verification", "lfw", cond, "accuracy", res.mean, len(self.pairs),
-                      res.mean - half, res.mean + half),
+                      max(res.mean - half, 0.0), min(res.mean + half, 1.0)),
             self._row("verification", "lfw", cond, "accuracy_std", res.std, len(self.pairs)),
         ]
 
