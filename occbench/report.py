@@ -43,6 +43,10 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
         if not rec.empty:
             rec["column"], rec["scale"], rec["digits"] = name, 1.0, digits
             parts.append(rec)
+    lm = df[(df.protocol == "landmarks") & (df.metric == "nme")].copy()
+    if not lm.empty:
+        lm["column"], lm["scale"], lm["digits"] = "landmark NME", 1.0, 4
+        parts.append(lm)
     if not parts:
         return pd.DataFrame(columns=KEYS + ["column", "text", "value"])
     long = pd.concat(parts, ignore_index=True)
@@ -60,7 +64,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     if long.empty:
         return pd.DataFrame()
     wide = long.pivot_table(index=KEYS, columns="column", values="text", aggfunc="first")
-    order = [c for c in ("TPIR@1 %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU") if c in wide]
+    order = [c for c in ("TPIR@1 %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU", "landmark NME")
+             if c in wide]
     return wide[order].sort_index()
 
 

@@ -43,6 +43,7 @@ class RunConfig:
     exclude: str | None = None  # a noise/exclusion list file of distractor keys or names
     seed: int = 0
     limit: int | None = None  # at most this many images of each set (quick runs, tests)
+    landmark_images: int = 1000  # LFW faces (a seeded sample of the pair images) for landmarks
     batch_size: int | None = None
     conditions: list[Condition] = field(default_factory=list, init=False)
 
@@ -274,6 +275,30 @@ class Runner:
                                       np.isfinite(values).sum(), lo, hi))
         return rows
 
+    def landmark_rows(self, cond: Condition) -> list[Row]:
+        """Paper Fig. 8: 68-point landmarks of the completed face against the clean face's."""
+        from occbench.extract import occlude_faces
+        from occbench.protocols.landmarks import landmark_errors, landmarks68
+
+        if not hasattr(self, "_landmark_ref"):
+            keys = self.pair_keys
+            n = min(self.config.landmark_images, len(keys))
+            pick = np.sort(np.random.default_rng(self.config.seed).choice(len(keys), n, replace=False))
+            self._landmark_faces = self.pair_faces.subset([keys[i] for i in pick])
+            self._landmark_ref = landmarks68(self._landmark_faces.images)
+        faces = self._landmark_faces
+        completed = np.empty_like(faces.images)
+        bs = 256
+        for s in range(0, len(faces), bs):
+            occluded, _ = occlude_faces(faces.images[s:s + bs], faces.keys[s:s + bs], cond)
+            completed[s:s + bs] = self.completer.complete(occluded, faces.images[s:s + bs])[0]
+        errors = landmark_errors(self._landmark_ref, landmarks68(completed))
+        rows = []
+        for metric, values in errors.items():
+            mean, lo, hi = mean_ci(values, seed=self.config.seed)
+            rows.append(self._row("landmarks", "lfw", cond, metric, mean, len(values), lo, hi))
+        return rows
+
     def run(self) -> list[Row]:
         cfg = self.config
         self.load()
@@ -285,19 +310,24 @@ class Runner:
             _barrier(self.world)
             if self.rank == 0:
                 dis = dstore.get(self.distractor_keys)
+        need_features = {"identification", "verification", "reconstruction"} & set(cfg.protocols)
         for cond in cfg.conditions:
-            store = self.features(cond)
-            _barrier(self.world)
+            if need_features:
+                store = self.features(cond)
+                _barrier(self.world)
             if self.rank != 0:
                 continue
-            probe = store.get(self.probe_keys) if self.probe_keys else None
-            pairs = store.get(self.pair_keys) if self.pair_keys else None
+            if need_features:
+                probe = store.get(self.probe_keys) if self.probe_keys else None
+                pairs = store.get(self.pair_keys) if self.pair_keys else None
             if "identification" in cfg.protocols:
                 rows += self.identification_rows(cond, probe, dis)
             if "verification" in cfg.protocols:
                 rows += self.verification_rows(cond, store)
             if "reconstruction" in cfg.protocols and not cond.clean:
                 rows += self.reconstruction_rows(cond, probe, pairs)
+            if "landmarks" in cfg.protocols and not cond.clean:
+                rows += self.landmark_rows(cond)
         self.timings["features+protocols"] = time.perf_counter() - t0
         return rows
 

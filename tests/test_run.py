@@ -219,3 +219,16 @@ def test_cli_errors_are_one_line(data_root, tmp_path, capsys):
     assert "is not a folder" in capsys.readouterr().err
     assert main(["report", "--results", str(tmp_path / "none")]) == 2
     assert "no results table" in capsys.readouterr().err
+
+
+def test_landmark_protocol_zero_for_the_oracle(data_root, tmp_path, monkeypatch):
+    """Fig. 8 rows: the clean oracle reproduces the reference landmarks exactly (error 0);
+    the occluded face does not."""
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    for model in ("clean", "occluded"):
+        assert _run_cli(data_root, tmp_path / "out", "--model", model, "--protocol", "landmarks",
+                        "--position", "eyes", "--form", "rect", "--size", "0.15") == 0
+    df = read_results(tmp_path / "out")
+    nme = df[df.metric == "nme"].set_index("model").value
+    assert nme["clean"] == 0.0 and nme["occluded"] > 0.01
+    assert set(df.protocol) == {"landmarks"} and (df.n == 40).all()  # the 20 pairs' faces
