@@ -232,3 +232,15 @@ def test_landmark_protocol_zero_for_the_oracle(data_root, tmp_path, monkeypatch)
     nme = df[df.metric == "nme"].set_index("model").value
     assert nme["clean"] == 0.0 and nme["occluded"] > 0.01
     assert set(df.protocol) == {"landmarks"} and (df.n == 40).all()  # the 20 pairs' faces
+
+
+def test_report_writes_markdown_and_csv(small_run, tmp_path, capsys):
+    base, df = small_run
+    assert main(["report", "--results", str(base / "out"), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert md == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert "TPIR@1 %" in md and "LFW acc %" in md and "SSIM" in md
+    tpir = df[(df.protocol == "identification") & (df["rank"] == 1) & (df.D == df.D.max())
+              & (df.form == "rect")].value.iloc[0]
+    assert f"{100 * tpir:.2f}" in md  # the table shows the stored figure
+    assert len(pd.read_csv(tmp_path / "results.csv")) == len(df)
