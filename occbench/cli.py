@@ -105,6 +105,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from occbench.paths import resolve_data_root
+    from occbench.train.cli import train_main
+
+    path = train_main(args.name, args.config, resolve_data_root(args.data), out=args.out,
+                      weights_dir=args.weights_dir, resume=args.resume, steps=args.steps,
+                      limit=args.limit)
+    if path is not None:
+        print(f"weights: {path}\nprovenance: {path.with_suffix('.json')}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from occbench.models import list_models
 
@@ -177,6 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="results.parquet or its folder (default ./occbench-results)")
     p_rep.add_argument("--out", default=None, help="folder to write report.md and results.csv")
     p_rep.set_defaults(func=_cmd_report)
+
+    p_tr = sub.add_parser("train", help="train a model of baselines/ (resnet50, resnet50-occ)")
+    _add_data_arg(p_tr)
+    p_tr.add_argument("name", help="resnet50 or resnet50-occ")
+    p_tr.add_argument("--config", default="small",
+                      help="config name in baselines/<model>/configs/ or a JSON file (default small)")
+    p_tr.add_argument("--steps", type=int, default=None, help="override the config's steps")
+    p_tr.add_argument("--limit", type=int, default=None, help="only the first N training images")
+    p_tr.add_argument("--out", default=None,
+                      help="checkpoint folder (default $OCCBENCH_CACHE/train/<name>-<config>)")
+    p_tr.add_argument("--weights-dir", default=None,
+                      help="where the final weights go (default baselines/<model>/weights)")
+    p_tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p_tr.set_defaults(func=_cmd_train)
 
     p_mod = sub.add_parser("models", help="list the registered completers and recognizers")
     p_mod.set_defaults(func=_cmd_models)

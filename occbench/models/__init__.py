@@ -26,6 +26,7 @@ RECOGNIZERS: dict[str, Callable[..., Recognizer]] = {}
 _BUILTIN_MODULES = (
     "occbench.models.completers",
     "occbench.models.dlib_recognizer",
+    "baselines.resnet50.adapter",
 )
 _loaded = False
 
