@@ -12,7 +12,12 @@ import pytest
 from occbench.cli import main
 from occbench.data import load_dataset
 from occbench.data.check import check_data
-from occbench.data.pairs import overlapping_identities, read_pairs, remove_identities
+from occbench.data.pairs import (
+    overlapping_identities,
+    read_exclusion_list,
+    read_pairs,
+    remove_identities,
+)
 from occbench.data.readers import load_megaface, megaface_lists
 from occbench.errors import ConfigError, DataError
 from occbench.imageio import read_rgb
@@ -47,7 +52,16 @@ def test_facescrub_lfw_overlap_is_the_documented_seven(data_root):
                      "Lorraine_Bracco", "Peri_Gilpin", "Kristin_Chenoweth"}
     dis = remove_identities(lfw, names)
     assert len(lfw) - len(dis) == 4 + 4 + 2 + 1 + 1 + 1 + 1
-    assert "removed 14 images of 7 people" in dis.notes[-1]
+    assert dis.notes[-1].startswith("removed 14 images of 7 people: Alec_Baldwin, ")
+    assert len(lfw) == 13233 and not lfw.notes  # the input is left alone
+
+
+def test_check_real_facescrub(data_root):
+    report = check_data(data_root, sets=("facescrub",), workers=1, progress=False)
+    (fs,) = report.sets
+    assert report.ok, report.render()
+    assert (fs.images, fs.identities, fs.per_identity) == (1622, 12, (89, 136.5, 173))
+    assert "facescrub      1622      12  89 / 136.5 / 173" in report.render()
 
 
 def test_unknown_set_lists_known_ones(data_root):
@@ -98,6 +112,12 @@ def test_malformed_pairs_line_is_named(mini_root):
     pairs.write_text("1 1\nAaron_Peirsol 1 7\nAaron_Peirsol 1 Abdullah_Gul 2\n")
     with pytest.raises(DataError, match=r"pairs.txt:2: image lfw/Aaron_Peirsol/Aaron_Peirsol_0007"):
         read_pairs(pairs, load_dataset("lfw", mini_root))
+    pairs.write_text("1 1\nAaron_Peirsol 0 2\nAaron_Peirsol 1 Abdullah_Gul 2\n")
+    with pytest.raises(DataError, match=r"pairs.txt:2: image number '0' is not a positive"):
+        read_pairs(pairs)
+    pairs.write_text("1 2\nAaron_Peirsol 1 2\nAaron_Peirsol 1 Abdullah_Gul 2\n")
+    with pytest.raises(DataError, match="header promises 1 folds x 4 pairs = 4 lines, found 2"):
+        read_pairs(pairs)
     pairs.write_text("ten 300\n")
     with pytest.raises(DataError, match="pairs.txt:1: expected header"):
         read_pairs(pairs)
@@ -105,12 +125,13 @@ def test_malformed_pairs_line_is_named(mini_root):
 
 def test_empty_and_missing_folders(tmp_path):
     (tmp_path / "lfw").mkdir()
-    with pytest.raises(DataError, match="no images"):
+    with pytest.raises(DataError, match="no images in <identity>/ sub-folders; to get it, .*"
+                                        "lfw-deepfunneled.tgz"):
         load_dataset("lfw", tmp_path)
     with pytest.raises(DataError, match="no facescrub folder; to get it"):
         load_dataset("facescrub", tmp_path)
     (tmp_path / "celeba").mkdir()
-    with pytest.raises(DataError, match="identity.txt: file not found"):
+    with pytest.raises(DataError, match="identity.txt: file not found; to get it, .*CelebA"):
         load_dataset("celeba", tmp_path)
     (tmp_path / "celeba" / "identity.txt").write_text("a.jpg 1 extra\n")
     with pytest.raises(DataError, match=r"identity.txt:1: expected '<relative path> <identity>'"):
@@ -127,7 +148,8 @@ def test_megaface_devkit_lists(mini_root):
     for d in (2, 4):
         (mini_root / "megaface" / f"megaface_features_list.json_{d}_1").write_text(
             json.dumps({"path": rel[:d]}))
-    (mini_root / "megaface" / "megaface_noises.txt").write_text(rel[0] + "\n")
+    (mini_root / "megaface" / "megaface_noises.txt").write_text(  # insightface's format
+        "# noises\n" + f"noise\t{rel[0]}\n")
     assert sorted(megaface_lists(mini_root)) == [2, 4]
     ds = load_megaface(mini_root)
     assert len(ds) == 3 and ds.samples[0].identity == "000/user1"
@@ -135,9 +157,12 @@ def test_megaface_devkit_lists(mini_root):
     assert len(load_megaface(mini_root, D=2)) == 1
     with pytest.raises(DataError, match="no list for D=10"):
         load_megaface(mini_root, D=10)
-    (mini_root / "megaface" / "megaface_features_list.json_4_1").write_text('{"path": ["x.jpg"]}')
-    with pytest.raises(DataError, match="listed image .*x.jpg does not exist"):
+    (mini_root / "megaface" / "megaface_features_list.json_4_1").write_text(
+        json.dumps({"path": [*rel[1:], "000/user2/x.jpg"]}))
+    with pytest.raises(DataError, match=r"json_4_1: entry 3: listed image .*x.jpg does not exist"):
         load_megaface(mini_root, D=4)
+    (mf,) = check_data(mini_root, sets=("megaface",), progress=False).sets
+    assert (mf.images, mf.missing) == (3, [str(base.parent / "user2" / "x.jpg")]) and not mf.ok
 
 
 def test_facescrub_devkit_json_layout(mini_root):
@@ -148,21 +173,60 @@ def test_facescrub_devkit_json_layout(mini_root):
         {"path": [f"Aaron_Peirsol/{f}" for f in files], "id": ["Aaron_Peirsol"] * len(files)}))
     ds = load_dataset("facescrub", mini_root)
     assert len(ds) == len(files) and ds.identities == ["Aaron_Peirsol"]
+    # insightface's noise list names images as .png; copies may be .jpg
+    (fs / "facescrub_noises.txt").write_text(f"# noises\n{files[0][:-4]}.png\n")
+    ds = load_dataset("facescrub", mini_root)
+    assert [s.key for s in ds] == [f"facescrub/Aaron_Peirsol/{f}" for f in files[1:]]
+    assert "1 images removed by facescrub_noises.txt" in ds.notes
 
 
-def test_cli_data_check(mini_root, tmp_path, monkeypatch, capsys):
+def test_celeba_identity_file(mini_root):
+    celeba = mini_root / "celeba"
+    shutil.copytree(mini_root / "lfw" / "Abdullah_Gul", celeba / "0042")
+    files = sorted(p.name for p in (celeba / "0042").glob("*.jpg"))
+    lines = [f"0042/{f} 42" for f in files]
+    (celeba / "identity.txt").write_text("\n".join([*lines, lines[0], ""]))
+    ds = load_dataset("celeba", mini_root)
+    assert [s.key for s in ds] == [f"celeba/0042/{f}" for f in files] and ds.identities == ["42"]
+    assert ds.notes == ["1 repeated lines of identity.txt ignored"]
+    (celeba / "identity.txt").write_text("\n".join([*lines, lines[0][:-2] + "7"]))
+    with pytest.raises(DataError, match="identity.txt:3: 0042/.* listed again with another"):
+        load_dataset("celeba", mini_root)
+    (celeba / "identity.txt").write_text("\n".join([*lines, "0042/gone.jpg 42", "0042/x.jpg 42"]))
+    with pytest.raises(DataError, match=r"identity.txt:3: listed image .*gone.jpg does not "
+                                        r"exist \(2 listed images missing in all\)"):
+        load_dataset("celeba", mini_root)
+    (report,) = check_data(mini_root, sets=("celeba",), progress=False).sets
+    assert report.images == 2 and len(report.missing) == 2 and not report.ok
+
+
+def test_exclusion_list(tmp_path):
+    path = tmp_path / "exclude.txt"
+    path.write_text("# people to leave out\nAlec_Baldwin\n\nlfw/AJ_Cook/AJ_Cook_0001.jpg\n")
+    assert read_exclusion_list(path) == {"Alec_Baldwin", "lfw/AJ_Cook/AJ_Cook_0001.jpg"}
+    with pytest.raises(DataError, match="nope.txt: exclusion list not found"):
+        read_exclusion_list(tmp_path / "nope.txt")
+
+
+def test_cli_data_check(mini_root, capsys):
     assert main(["data", "check", "--data", str(mini_root)]) == 0
     out = capsys.readouterr().out
     assert "pairs.txt: 2 pairs in 1 folds" in out and "facescrub" in out and "not present" in out
-    (mini_root / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg").write_bytes(b"\xff\xd8junk")
-    assert main(["data", "check", "--data", str(mini_root)]) == 1
-    assert "Abdullah_Gul_0009.jpg" in capsys.readouterr().out
-    monkeypatch.delenv("OCCBENCH_DATA", raising=False)
+    bad = mini_root / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg"
+    bad.write_bytes(b"\xff\xd8junk")
+    proc = subprocess.run([sys.executable, "-m", "occbench", "data", "check", "--data",
+                           str(mini_root)], capture_output=True, text=True)
+    assert proc.returncode == 1 and f"lfw: unreadable {bad}: not a readable image" in proc.stdout
+    assert proc.stdout.rstrip().endswith("PROBLEMS FOUND (see above)")
+
+
+def test_cli_data_check_without_a_data_root():
     proc = subprocess.run([sys.executable, "-m", "occbench", "data", "check"],
                           capture_output=True, text=True, env={"PATH": "/usr/bin"})
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("occbench: error: no data root: pass --data ROOT or set "
-                                   "OCCBENCH_DATA=ROOT (a folder holding lfw/, facescrub/, celeba/ ...)")
+    assert proc.stderr.strip() == (
+        "occbench: error: no data root: pass --data ROOT or set OCCBENCH_DATA=ROOT "
+        "(a folder holding lfw/, facescrub/, celeba/ ...)")
 
 
 def test_cli_align_prints_the_success_rate(mini_root, tmp_path, monkeypatch, capsys):

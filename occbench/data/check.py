@@ -15,17 +15,27 @@ from occbench.data.base import Dataset
 from occbench.errors import DataError
 from occbench.imageio import read_rgb
 
+KNOWN_SETS = ("lfw", "facescrub", "celeba", "megaface")
+SHOWN = 20  # files listed by name per set and kind of fault; the rest are counted
+
 
 @dataclass
 class SetReport:
+    """One data set: counts, faults, and notes (for an absent set: how to get it)."""
+
     name: str
     present: bool
     images: int = 0
     identities: int = 0
-    per_identity: tuple[int, int, int] = (0, 0, 0)  # min, median, max
+    per_identity: tuple[int, float, int] = (0, 0.0, 0)  # min, median, max images per person
+    missing: list[str] = field(default_factory=list)  # listed files that do not exist
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    problem: str = ""  # a set that is present but cannot be listed
+    problem: str = ""  # why a present set cannot be read (or its pairs.txt is bad)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unreadable or self.problem)
 
 
 @dataclass
@@ -35,33 +45,35 @@ class DataReport:
 
     @property
     def ok(self) -> bool:
-        """False when a data set that is present has unreadable files or cannot be listed."""
-        return all(not s.unreadable and not s.problem for s in self.sets if s.present)
+        """False when a data set that is present has missing or unreadable files, or cannot
+        be read; an absent set is not a fault."""
+        return all(s.ok for s in self.sets if s.present)
 
     def render(self) -> str:
-        lines = [f"data root {self.root}", ""]
-        lines.append(f"{'set':<11}{'images':>8}{'people':>8}  {'per person min/median/max':<27}"
-                     f"{'unreadable':>10}")
+        """A plain-text table, then per set its notes and faults, then OK or PROBLEMS FOUND."""
+        head = (f"{'set':<11}{'images':>8}{'people':>8}  {'per person min/median/max':<27}"
+                f"{'missing':>8}{'unreadable':>11}")
+        lines = [f"data root {self.root}", "", head]
         for s in self.sets:
-            if not s.present:
-                lines.append(f"{s.name:<11}{'-':>8}{'-':>8}  {'not present':<27}{'-':>10}")
-            elif s.problem:
-                lines.append(f"{s.name:<11}{'-':>8}{'-':>8}  {'BROKEN':<27}{'-':>10}")
-            else:
-                lo, med, hi = s.per_identity
-                lines.append(f"{s.name:<11}{s.images:>8}{s.identities:>8}  "
-                             f"{f'{lo} / {med} / {hi}':<27}{len(s.unreadable):>10}")
+            if not s.present or (s.problem and not s.images):
+                status = "not present" if not s.present else "CANNOT BE READ"
+                lines.append(f"{s.name:<11}{'-':>8}{'-':>8}  {status:<27}{'-':>8}{'-':>11}")
+                continue
+            lo, med, hi = s.per_identity
+            lines.append(f"{s.name:<11}{s.images:>8}{s.identities:>8}  "
+                         f"{f'{lo} / {med:g} / {hi}':<27}{len(s.missing):>8}"
+                         f"{len(s.unreadable):>11}")
         for s in self.sets:
-            for note in s.notes:
-                lines.append(f"  {s.name}: {note}")
+            lines += [f"  {s.name}: {note}" for note in s.notes]
             if s.problem:
                 lines.append(f"  {s.name}: {s.problem}")
-            for path, reason in s.unreadable[:20]:
-                lines.append(f"  {s.name}: unreadable {path}: {reason}")
-            if len(s.unreadable) > 20:
-                lines.append(f"  {s.name}: ... and {len(s.unreadable) - 20} more unreadable files")
-        lines.append("")
-        lines.append("OK" if self.ok else "PROBLEMS FOUND (see above)")
+            faults = [f"missing {p}" for p in s.missing[:SHOWN]]
+            faults += [f"unreadable {p}: {why}" for p, why in s.unreadable[:SHOWN]]
+            lines += [f"  {s.name}: {fault}" for fault in faults]
+            more = max(0, len(s.missing) - SHOWN) + max(0, len(s.unreadable) - SHOWN)
+            if more:
+                lines.append(f"  {s.name}: ... and {more} more missing or unreadable files")
+        lines += ["", "OK" if self.ok else "PROBLEMS FOUND (see above)"]
         return "\n".join(lines)
 
 
@@ -75,6 +87,7 @@ def _probe(path: str) -> str | None:
 
 
 def _unreadable(ds: Dataset, workers: int, progress: bool) -> list[tuple[str, str]]:
+    """Decode every image (in ``workers`` processes when there are many); the failures."""
     paths = [str(s.path) for s in ds.samples]
     bar = dict(total=len(paths), desc=f"check {ds.name}", unit="img", file=sys.stderr,
                disable=not progress, leave=False)
@@ -88,36 +101,48 @@ def _unreadable(ds: Dataset, workers: int, progress: bool) -> list[tuple[str, st
 
 def check_set(name: str, root: Path, *, workers: int | None = None,
               progress: bool = True) -> SetReport:
-    """Report on one data set; absent sets say how to get them."""
-    from occbench.data import load_dataset
-    from occbench.data.readers import HOW_TO_GET, megaface_lists
+    """Report on one data set under ``root``; an absent set says how to get it.
 
-    folder = root / name
-    if not folder.is_dir() or (name == "megaface" and not megaface_lists(root)):
+    ``workers`` (default: the CPU count) processes decode the images; ``progress`` shows a
+    progress bar on stderr.
+    """
+    from occbench.data import load_dataset
+    from occbench.data.readers import HOW_TO_GET, MissingImages
+
+    root = Path(root)
+    if not (root / name).is_dir():
         return SetReport(name, False, notes=[f"not present; to get it, {HOW_TO_GET[name]}"])
+    report = SetReport(name, True)
     try:
         ds = load_dataset(name, root)
+    except MissingImages as exc:
+        ds, report.missing = exc.dataset, [str(p) for p in exc.missing]
     except DataError as exc:
-        return SetReport(name, True, problem=str(exc))
-    counts = np.bincount(np.unique([s.identity for s in ds.samples], return_inverse=True)[1])
-    report = SetReport(name, True, len(ds), len(counts),
-                       (int(counts.min()), int(np.median(counts)), int(counts.max())),
-                       notes=list(ds.notes))
+        report.problem = str(exc)
+        return report
+    report.notes = list(ds.notes)
+    if not ds.samples:
+        return report
+    counts = np.unique([s.identity for s in ds.samples], return_counts=True)[1]
+    report.images, report.identities = len(ds), len(counts)
+    report.per_identity = (int(counts.min()), float(np.median(counts)), int(counts.max()))
     report.unreadable = _unreadable(ds, workers or os.cpu_count() or 1, progress)
     if name == "lfw":
         from occbench.data.pairs import read_pairs
 
         try:
-            pairs = read_pairs(folder / "pairs.txt", ds)
-            report.notes.append(f"pairs.txt: {len(pairs)} pairs in {len({p.fold for p in pairs})}"
-                                f" folds, {sum(p.same for p in pairs)} same-person")
+            pairs = read_pairs(root / name / "pairs.txt", ds)
         except DataError as exc:
             report.problem = str(exc)
+        else:
+            report.notes.append(f"pairs.txt: {len(pairs)} pairs in {len({p.fold for p in pairs})}"
+                                f" folds, {sum(p.same for p in pairs)} same-person")
     return report
 
 
-def check_data(root: Path, *, sets=("lfw", "facescrub", "celeba", "megaface"),
-               workers: int | None = None, progress: bool = True) -> DataReport:
-    """Check every known data set under ``root`` (each image is decoded once)."""
-    return DataReport(Path(root), [check_set(n, Path(root), workers=workers, progress=progress)
+def check_data(root: Path, *, sets=KNOWN_SETS, workers: int | None = None,
+               progress: bool = True) -> DataReport:
+    """Check the data sets ``sets`` (default: every known one) under ``root``, decoding each
+    image once; see :func:`check_set`."""
+    return DataReport(Path(root), [check_set(n, root, workers=workers, progress=progress)
                                    for n in sets])

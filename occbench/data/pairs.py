@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from occbench.errors import DataError
 
 @dataclass(frozen=True)
 class Pair:
+    """Two LFW image keys, whether they show the same person, and the fold (0-based)."""
+
     key1: str
     key2: str
     same: bool
@@ -19,22 +22,22 @@ class Pair:
 
 
 def _lfw_key(name: str, index: str, where: str) -> str:
-    try:
-        number = int(index)
-    except ValueError:
-        raise DataError(f"{where}: image number {index!r} is not an integer") from None
+    if not (index.isascii() and index.isdigit()) or int(index) < 1:
+        raise DataError(f"{where}: image number {index!r} is not a positive integer")
+    number = int(index)
     return f"lfw/{name}/{name}_{number:04d}.jpg"
 
 
 def read_pairs(path: Path, lfw: Dataset | None = None) -> list[Pair]:
     """Parse ``pairs.txt``: a ``<folds> <n>`` header, then per fold n same-person lines
-    ``name i j`` and n different-person lines ``name1 i name2 j``.
+    ``name i j`` and n different-person lines ``name1 i name2 j`` (blank lines are skipped).
 
-    With ``lfw`` given, every pair's images must be in that data set.
+    Keys are LFW keys, e.g. ``lfw/Abel_Pacheco/Abel_Pacheco_0001.jpg``. With ``lfw`` given
+    (default: not checked), every pair's images must be in that data set.
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found (LFW's pairs.txt, from the LFW site)") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -43,7 +46,8 @@ def read_pairs(path: Path, lfw: Dataset | None = None) -> list[Pair]:
         raise DataError(f"{path}: empty file")
     head = lines[0].split()
     if len(head) != 2 or not all(h.isdigit() for h in head):
-        raise DataError(f"{path}:1: expected header '<folds> <pairs per half-fold>', got {lines[0]!r}")
+        raise DataError(f"{path}:1: expected header '<folds> <pairs per half-fold>', "
+                        f"got {lines[0]!r}")
     folds, n = int(head[0]), int(head[1])
     body = [(i, ln) for i, ln in enumerate(lines[1:], start=2) if ln.strip()]
     if len(body) != folds * 2 * n:
@@ -71,22 +75,26 @@ def read_pairs(path: Path, lfw: Dataset | None = None) -> list[Pair]:
 
 
 def overlapping_identities(a: Dataset, b: Dataset) -> set[str]:
-    """People (by folder name) present in both data sets."""
+    """People present in both data sets, by identity name (e.g. LFW and FaceScrub folder
+    names; numeric ids such as CelebA's only match other numeric ids)."""
     return {s.identity for s in a.samples} & {s.identity for s in b.samples}
 
 
-def remove_identities(ds: Dataset, names: set[str]) -> Dataset:
+def remove_identities(ds: Dataset, names: Iterable[str]) -> Dataset:
     """A copy of ``ds`` without the images of ``names``, saying so in ``notes``."""
+    names = set(names)
     kept = [s for s in ds.samples if s.identity not in names]
+    gone = sorted(names & {s.identity for s in ds.samples})
     notes = list(ds.notes)
-    if names:
-        notes.append(f"removed {len(ds.samples) - len(kept)} images of {len(names)} people "
-                     f"also in the probe set: {', '.join(sorted(names))}")
+    if gone:
+        notes.append(f"removed {len(ds.samples) - len(kept)} images of {len(gone)} people: "
+                     f"{', '.join(gone)}")
     return replace(ds, samples=kept, notes=notes)
 
 
 def read_exclusion_list(path: Path) -> set[str]:
-    """A user's noise/exclusion list: keys, relative paths or identity names, one a line."""
-    if not Path(path).exists():
+    """A user's noise/exclusion list: keys, relative paths or identity names, one a line
+    (``#`` lines are comments; in tab-separated lines the second field counts)."""
+    if not Path(path).is_file():
         raise DataError(f"{path}: exclusion list not found")
     return read_path_list(Path(path))

@@ -1,57 +1,74 @@
 """Readers for the data sets occbench knows; each yields samples sorted by key.
 
-Keys are ``<set>/<path relative to the set folder>`` with forward slashes: stable across
-machines. Readers list files only; whether each image decodes is ``occbench data check``'s job.
+Keys are ``<set>/<path relative to the set's image folder>`` with forward slashes: stable
+across machines. Readers list files only; whether each image decodes is
+``occbench data check``'s job.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample, register_dataset
 from occbench.errors import DataError
 
 HOW_TO_GET = {
-    "lfw": "download the deep-funneled LFW tarball (lfw-deepfunneled.tgz) and pairs.txt from the "
-           "official LFW site and unpack them into ROOT/lfw/",
-    "facescrub": "download FaceScrub with its official download script (or the MegaFace "
-                 "challenge's FaceScrub probe set) into ROOT/facescrub/<Name>/",
-    "celeba": "download CelebA (img_celeba + identity_CelebA.txt) from the CelebA site; put the "
-              "images in ROOT/celeba/ and a '<relative path> <identity>' list in "
-              "ROOT/celeba/identity.txt",
+    "lfw": "download the deep-funneled LFW tarball (lfw-deepfunneled.tgz) and pairs.txt from "
+           "the official LFW site (vis-www.cs.umass.edu/lfw) and unpack them into ROOT/lfw/",
+    "facescrub": "download FaceScrub with the download script of the FaceScrub site "
+                 "(vintage.winklerbros.net/facescrub.html) or the MegaFace challenge's FaceScrub "
+                 "probe set, into ROOT/facescrub/<Name>/ (or with the devkit's "
+                 "facescrub_features_list.json in ROOT/facescrub/)",
+    "celeba": "download CelebA from the CelebA site (mmlab.ie.cuhk.edu.hk/projects/CelebA.html): "
+              "put the images of img_celeba in ROOT/celeba/ and identity_CelebA.txt as "
+              "ROOT/celeba/identity.txt ('<relative path> <identity>' per line)",
     "megaface": "request MegaFace challenge 1 from the MegaFace organisers; put FlickrFinal2/ and "
                 "the devkit lists megaface_features_list.json_<D>_1 in ROOT/megaface/",
 }
 
 
+class MissingImages(DataError):
+    """Images named by a list file do not exist; ``dataset`` holds the listed ones that do."""
+
+    def __init__(self, message: str, missing: list[Path], dataset: Dataset):
+        super().__init__(message)
+        self.missing = missing
+        self.dataset = dataset
+
+
+def _how_to_get(name: str) -> str:
+    return f"; to get it, {HOW_TO_GET[name]}" if name in HOW_TO_GET else ""
+
+
 def _require_dir(path: Path, name: str) -> None:
     if not path.is_dir():
-        raise DataError(f"{path}: no {name} folder; to get it, {HOW_TO_GET.get(name, 'add it')}")
+        raise DataError(f"{path}: no {name} folder{_how_to_get(name)}")
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
 
 
 def load_folder(path: Path, name: str) -> Dataset:
-    """A folder with one sub-folder of images per identity."""
+    """A folder with one sub-folder of images per identity (hidden entries are skipped)."""
     path = Path(path)
     _require_dir(path, name)
     samples = [
         Sample(f"{name}/{img.relative_to(path).as_posix()}", person.name, img)
-        for person in path.iterdir() if person.is_dir()
-        for img in person.iterdir() if img.is_file() and _is_image(img)
+        for person in path.iterdir() if person.is_dir() and _visible(person)
+        for img in person.iterdir()
+        if img.is_file() and _visible(img) and img.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not samples:
-        raise DataError(f"{path}: no images in <identity>/ sub-folders")
+        raise DataError(f"{path}: no images in <identity>/ sub-folders{_how_to_get(name)}")
     return Dataset(name, path, sorted(samples))
 
 
 def _read_lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -59,95 +76,130 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def read_path_list(path: Path) -> set[str]:
-    """A noise/exclusion list: one relative path or identity per line (``#`` comments)."""
-    return {ln.strip() for ln in _read_lines(path) if ln.strip() and not ln.startswith("#")}
+    """A noise/exclusion list: one entry a line; blank lines and ``#`` lines are skipped.
+
+    In a tab-separated line the entry is the second field (insightface's
+    ``megaface_noises.txt`` has lines of that form).
+    """
+    entries = set()
+    for line in _read_lines(Path(path)):
+        if line.strip() and not line.lstrip().startswith("#"):
+            fields = line.split("\t")
+            entries.add((fields[1] if len(fields) > 1 else fields[0]).strip())
+    return entries
 
 
-def _read_json_paths(path: Path) -> tuple[list[str], list[str] | None]:
-    """The ``path`` (and optional ``id``) lists of a MegaFace devkit JSON file."""
+def _read_json_lists(path: Path) -> tuple[list[str], list[str] | None]:
+    """The ``path`` list (and the ``id`` list, if any) of a MegaFace devkit JSON file."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable JSON list ({exc})") from None
+        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("path"), list):
-        raise DataError(f"{path}: expected a JSON object with a 'path' list (MegaFace devkit format)")
+        raise DataError(f"{path}: expected a JSON object with a 'path' list "
+                        "(MegaFace devkit format)")
     ids = doc.get("id")
     if ids is not None and (not isinstance(ids, list) or len(ids) != len(doc["path"])):
-        raise DataError(f"{path}: 'id' list does not match the 'path' list in length")
-    return [str(p) for p in doc["path"]], ids
+        raise DataError(f"{path}: the 'id' list does not match the 'path' list in length")
+    return [str(p) for p in doc["path"]], None if ids is None else [str(i) for i in ids]
 
 
-def _listed(base: Path, name: str, rel_paths, identities, listing: Path) -> list[Sample]:
-    samples = []
-    for i, rel in enumerate(rel_paths):
-        img = base / rel
-        if not img.is_file():
-            raise DataError(f"{listing}: listed image {img} does not exist")
-        ident = str(identities[i]) if identities is not None else Path(rel).parent.as_posix()
-        samples.append(Sample(f"{name}/{Path(rel).as_posix()}", ident, img))
-    return sorted(samples)
+def _from_list(name: str, images: Path, entries, listing: Path, notes: list[str]) -> Dataset:
+    """A data set from ``(where, relative path, identity)`` entries of a list file.
+
+    Raises :class:`MissingImages` when listed files do not exist, and :class:`DataError` when
+    the list is empty or names one image twice with two identities (exact repeats are dropped).
+    """
+    samples: dict[str, Sample] = {}
+    missing: list[tuple[str, Path]] = []
+    repeats = 0
+    for where, rel, identity in entries:
+        key = f"{name}/{PurePosixPath(rel)}"
+        if key in samples:
+            if samples[key].identity != identity:
+                raise DataError(f"{where}: {rel} is listed again with another identity "
+                                f"({identity!r}, before {samples[key].identity!r})")
+            repeats += 1
+            continue
+        img = images / rel
+        if img.is_file():
+            samples[key] = Sample(key, identity, img)
+        else:
+            missing.append((where, img))
+    if repeats:
+        notes = [*notes, f"{repeats} repeated lines of {listing.name} ignored"]
+    ds = Dataset(name, images, sorted(samples.values()), notes)
+    if missing:
+        where, img = missing[0]
+        more = f" ({len(missing)} listed images missing in all)" if len(missing) > 1 else ""
+        raise MissingImages(f"{where}: listed image {img} does not exist{more}",
+                            [m[1] for m in missing], ds)
+    if not samples:
+        raise DataError(f"{listing}: lists no images")
+    return ds
 
 
 @register_dataset("lfw")
 def load_lfw(root: Path) -> Dataset:
-    """``ROOT/lfw/<Name>/<Name>_NNNN.jpg`` (pairs in ``ROOT/lfw/pairs.txt``)."""
+    """``ROOT/lfw/<Name>/<Name>_NNNN.jpg`` (the View 2 pairs are in ``ROOT/lfw/pairs.txt``)."""
     return load_folder(Path(root) / "lfw", "lfw")
 
 
 @register_dataset("facescrub")
 def load_facescrub(root: Path) -> Dataset:
-    """``ROOT/facescrub/<Name>/*``, or the devkit's ``facescrub_features_list.json`` if present.
+    """``ROOT/facescrub/<Name>/*``, or the images the MegaFace devkit's
+    ``facescrub_features_list.json`` lists (paths relative to ``ROOT/facescrub``; identity
+    from its ``id`` list) when that file is present.
 
-    ``facescrub_noises.txt`` (insightface's noise list), if present, removes those images.
+    ``facescrub_noises.txt`` (insightface's noise list: image file names), when present,
+    removes those images; names match without their extension (copies differ: .png / .jpg).
     """
     base = Path(root) / "facescrub"
     _require_dir(base, "facescrub")
     listing = base / "facescrub_features_list.json"
     if listing.exists():
-        paths, ids = _read_json_paths(listing)
-        ds = Dataset("facescrub", base, _listed(base, "facescrub", paths, ids, listing),
-                     [f"images listed by {listing.name}"])
+        paths, ids = _read_json_lists(listing)
+        entries = ((f"{listing}: entry {i}", rel, ids[i] if ids else str(PurePosixPath(rel).parent))
+                   for i, rel in enumerate(paths))
+        ds = _from_list("facescrub", base, entries, listing, [f"images listed by {listing.name}"])
     else:
         ds = load_folder(base, "facescrub")
     noise = base / "facescrub_noises.txt"
     if noise.exists():
-        drop = read_path_list(noise)
+        stems = {PurePosixPath(entry).stem for entry in read_path_list(noise)}
         before = len(ds.samples)
-        ds.samples = [s for s in ds.samples if s.key.split("/", 1)[1] not in drop
-                      and s.path.name not in drop]
+        ds.samples = [s for s in ds.samples if s.path.stem not in stems]
         ds.notes.append(f"{before - len(ds.samples)} images removed by {noise.name}")
     return ds
 
 
 @register_dataset("celeba")
 def load_celeba(root: Path) -> Dataset:
-    """``ROOT/celeba/identity.txt``: ``<relative path> <identity>`` per line."""
+    """``ROOT/celeba/identity.txt``: ``<path relative to ROOT/celeba> <identity>`` per line."""
     base = Path(root) / "celeba"
     _require_dir(base, "celeba")
     ident_file = base / "identity.txt"
-    samples = []
+    if not ident_file.exists():
+        raise DataError(f"{ident_file}: file not found{_how_to_get('celeba')}")
+    entries = []
     for n, line in enumerate(_read_lines(ident_file), start=1):
-        if not line.strip():
-            continue
         parts = line.split()
+        if not parts:
+            continue
         if len(parts) != 2:
-            raise DataError(f"{ident_file}:{n}: expected '<relative path> <identity>', got {line!r}")
-        img = base / parts[0]
-        if not img.is_file():
-            raise DataError(f"{ident_file}:{n}: listed image {img} does not exist")
-        samples.append(Sample(f"celeba/{Path(parts[0]).as_posix()}", parts[1], img))
-    if not samples:
-        raise DataError(f"{ident_file}: lists no images")
-    return Dataset("celeba", base, sorted(samples))
+            raise DataError(f"{ident_file}:{n}: expected '<relative path> <identity>', "
+                            f"got {line!r}")
+        entries.append((f"{ident_file}:{n}", parts[0], parts[1]))
+    return _from_list("celeba", base, entries, ident_file, [])
 
 
 MEGAFACE_LIST = re.compile(r"^megaface_features_list\.json_(\d+)_1$")
 
 
 def megaface_lists(root: Path) -> dict[int, Path]:
-    """The devkit's distractor lists found in ``ROOT/megaface``, by D."""
+    """The devkit's distractor lists in ``ROOT/megaface``, by D (ascending; {} if none)."""
     base = Path(root) / "megaface"
     if not base.is_dir():
         return {}
@@ -155,32 +207,32 @@ def megaface_lists(root: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+@register_dataset("megaface")
 def load_megaface(root: Path, D: int | None = None) -> Dataset:
-    """MegaFace distractors from the devkit list for ``D`` (default: the largest list).
+    """MegaFace distractors from the devkit list for ``D`` (default: the largest list found).
 
     Image paths in the lists are relative to ``ROOT/megaface/FlickrFinal2`` (or to
-    ``ROOT/megaface`` if that folder does not exist); ``megaface_noises.txt`` is honoured.
+    ``ROOT/megaface`` when that folder does not exist), and keys are ``megaface/<that path>``.
+    A distractor's identity is its parent folder path. ``megaface_noises.txt`` (insightface's
+    noise list), when present, removes the images it names.
     """
     base = Path(root) / "megaface"
     _require_dir(base, "megaface")
     lists = megaface_lists(root)
     if not lists:
-        raise DataError(f"{base}: no megaface_features_list.json_<D>_1 lists; "
-                        f"to get them, {HOW_TO_GET['megaface']}")
+        raise DataError(f"{base}: no megaface_features_list.json_<D>_1 lists"
+                        f"{_how_to_get('megaface')}")
     if D is None:
         D = max(lists)
     if D not in lists:
         raise DataError(f"{base}: no list for D={D}; found D in {sorted(lists)}")
     images = base / "FlickrFinal2" if (base / "FlickrFinal2").is_dir() else base
-    paths, _ = _read_json_paths(lists[D])
+    paths, _ = _read_json_lists(lists[D])
+    notes = [f"D={D} from {lists[D].name} (lists found for D in {sorted(lists)})"]
     noise = base / "megaface_noises.txt"
-    notes = [f"D={D} from {lists[D].name}"]
+    drop = read_path_list(noise) if noise.exists() else set()
+    entries = [(f"{lists[D]}: entry {i}", rel, str(PurePosixPath(rel).parent))
+               for i, rel in enumerate(paths) if rel not in drop]
     if noise.exists():
-        drop = read_path_list(noise)
-        kept = [p for p in paths if p not in drop]
-        notes.append(f"{len(paths) - len(kept)} images removed by {noise.name}")
-        paths = kept
-    return Dataset("megaface", base, _listed(images, "megaface", paths, None, lists[D]), notes)
-
-
-register_dataset("megaface")(load_megaface)
+        notes.append(f"{len(paths) - len(entries)} images removed by {noise.name}")
+    return _from_list("megaface", images, entries, lists[D], notes)
