@@ -1,6 +1,12 @@
-"""Reconstruction metrics, one a file (torchmetrics style): per-image PSNR and SSIM."""
+"""Reconstruction metrics, one a file (torchmetrics style).
 
-from occbench.metrics.psnr import psnr
-from occbench.metrics.ssim import ssim
+``psnr(a, b)`` and ``ssim(a, b)`` take two batches of (N, H, W, 3) RGB images (numpy or
+torch; uint8, or floats on the 0..255 scale) and return per-image values, (N,) float64.
+``mean_psnr`` and ``mean_ssim`` average them; ``mean_psnr`` reports the ``inf`` of identical
+images instead of folding them into the mean.
+"""
 
-__all__ = ["psnr", "ssim"]
+from occbench.metrics.psnr import PSNRMean, mean_psnr, psnr
+from occbench.metrics.ssim import mean_ssim, ssim
+
+__all__ = ["PSNRMean", "mean_psnr", "mean_ssim", "psnr", "ssim"]
