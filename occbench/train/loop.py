@@ -150,6 +150,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *, weights_dir: str | P
     from safetensors.torch import save_file
 
     out = Path(out)
+    commit = _git_commit()  # the code that trains, read before the run can outlast a checkout
     rank, world, device = _dist()
     torch.manual_seed(cfg.seed)
     model = task.build(cfg).to(device)
@@ -208,7 +209,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *, weights_dir: str | P
         "model": task.name, "config": asdict(cfg),
         "command": command or " ".join(shlex.quote(a) for a in sys.argv),
         "data": data_desc or getattr(task, "describe", lambda: "")(), "steps": step, "world_size": world, "device": str(device),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "final": {k: float(np.mean([h[k] for h in tail])) for k in tail[-1] if k != "step"}
         if tail else {},
         "seconds_this_session": round(seconds, 1),
