@@ -236,3 +236,17 @@ def test_cli_align_prints_the_success_rate(mini_root, tmp_path, monkeypatch, cap
     assert out.startswith("lfw: 4 images, aligned 4 (100.0 %)") and "computed 4" in out
     assert main(["align", "--data", str(mini_root), "--set", "lfw", "--workers", "1"]) == 0
     assert "cache hits 4, computed 0" in capsys.readouterr().out
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path):
+    import os
+
+    from occbench.imageio import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "x.bin", b"abc")
+    finally:
+        os.umask(umask)
+    assert path.read_bytes() == b"abc" and (path.stat().st_mode & 0o777) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
