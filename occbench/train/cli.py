@@ -1,7 +1,15 @@
-"""``occbench train NAME --config small --data ROOT``: the trainable models by name."""
+"""``occbench train NAME --config small --data ROOT``: the trainable models by name.
+
+A model of ``baselines/`` becomes trainable with one line in :data:`TRAINABLE`: its name ->
+(its folder in ``baselines/``, ``module:factory``); the factory is called as
+``factory(name, data_root, limit=limit)`` and returns a :class:`occbench.train.loop.Task`.
+Configs live in ``baselines/<folder>/configs/<config>.json``.
+"""
 
 from __future__ import annotations
 
+import importlib
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,38 +19,56 @@ from occbench.train.loop import TrainConfig, train
 
 REPO_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 
-# name -> (folder in baselines/, factory of the task)
-TRAINABLE = {
-    "resnet50": "resnet50",
-    "resnet50-occ": "resnet50",
+TRAINABLE: dict[str, tuple[str, str]] = {
+    "resnet50": ("resnet50", "baselines.resnet50.task:make_task"),
+    "resnet50-occ": ("resnet50", "baselines.resnet50.task:make_task"),
 }
 
 
-def _task(name: str, data_root: Path, limit: int | None):
-    if name in ("resnet50", "resnet50-occ"):
-        from baselines.resnet50.task import ResNetTask
-
-        return ResNetTask(name, data_root, limit=limit)
-    raise ConfigError(f"unknown trainable model {name!r}; known: {', '.join(TRAINABLE)}")
+def _entry(name: str) -> tuple[str, str]:
+    if name not in TRAINABLE:
+        raise ConfigError(f"unknown trainable model {name!r}; known: {', '.join(TRAINABLE)}")
+    return TRAINABLE[name]
 
 
 def config_path(name: str, config: str) -> Path:
-    """``--config small`` names ``baselines/<model>/configs/small.json``; a path is used as is."""
-    if name not in TRAINABLE:
-        raise ConfigError(f"unknown trainable model {name!r}; known: {', '.join(TRAINABLE)}")
+    """``small`` names ``baselines/<folder>/configs/small.json``; a ``.json`` path is used as is."""
+    folder, _ = _entry(name)
     if config.endswith(".json"):
         return Path(config)
-    return REPO_BASELINES / TRAINABLE[name] / "configs" / f"{config}.json"
+    path = REPO_BASELINES / folder / "configs" / f"{config}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise ConfigError(f"no config {config!r} for {name}; known: {', '.join(known)}")
+    return path
 
 
-def train_main(name: str, config: str, data_root: Path, *, out: str | None = None,
-               weights_dir: str | None = None, resume: bool = False, steps: int | None = None,
-               limit: int | None = None, progress: bool = True) -> Path | None:
-    """Train ``name`` with a named or given config; see :func:`occbench.train.loop.train`."""
-    cfg = TrainConfig.load(config_path(name, config), steps=steps)
-    task = _task(name, data_root, limit)
-    out_dir = Path(out) if out else cache_root() / "train" / f"{name}-{cfg.arch}"
-    weights = Path(weights_dir) if weights_dir else REPO_BASELINES / TRAINABLE[name] / "weights"
-    command = "occbench train " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train"] else None
-    return train(task, cfg, out_dir, weights_dir=weights, resume=resume,
-                 data_desc=task.describe(), command=command, progress=progress)
+def make_task(name: str, data_root: str | Path, limit: int | None = None):
+    """The training task of ``name``."""
+    _, target = _entry(name)
+    module, factory = target.split(":")
+    return getattr(importlib.import_module(module), factory)(name, data_root, limit=limit)
+
+
+def train_main(model_name: str, config: str, data_root: str | Path, out: str | Path | None = None,
+               resume: bool = False, steps: int | None = None, *,
+               weights_dir: str | Path | None = None, limit: int | None = None,
+               until: int | None = None, progress: bool = True) -> Path | None:
+    """Train ``model_name`` with config ``config`` (a name or a JSON path) on ``data_root``.
+
+    Defaults: checkpoints in ``out`` = ``$OCCBENCH_CACHE/train/<name>-<arch>``; weights in
+    ``weights_dir`` = ``baselines/<folder>/weights``; ``steps`` overrides the config's total;
+    ``limit`` trains on the first N images only; ``until`` stops after that step with a
+    checkpoint (continue with ``resume=True``). Returns the weights path (rank 0, complete
+    run) or None. See :func:`occbench.train.loop.train`.
+    """
+    cfg = TrainConfig.load(config_path(model_name, config), steps=steps)
+    task = make_task(model_name, data_root, limit=limit)
+    out_dir = Path(out) if out else cache_root() / "train" / f"{model_name}-{cfg.arch}"
+    folder, _ = _entry(model_name)
+    weights = Path(weights_dir) if weights_dir else REPO_BASELINES / folder / "weights"
+    command = None
+    if sys.argv[1:2] == ["train"]:  # called from the occbench CLI: record it as typed
+        command = "occbench " + shlex.join(sys.argv[1:])
+    return train(task, cfg, out_dir, weights_dir=weights, resume=resume, until=until,
+                 command=command, progress=progress)

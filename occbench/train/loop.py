@@ -1,23 +1,39 @@
-"""One training loop for every baselines/ model.
+"""The training loop shared by every model in ``baselines/``.
 
-Reproducible: parameters are initialised from ``seed``; the sample order of epoch e comes
-from a generator seeded with (seed, e); per-sample augmentation is seeded by (seed, epoch,
-index); the torch RNG state is checkpointed. A run resumed from a checkpoint therefore
-continues exactly where the interrupted run would have gone (tested on CPU).
+A *task* (:class:`Task`) says what to train: the network, the data set, the loss and the
+tensors to ship. :func:`train` does the rest the same way for every model:
 
-Under torchrun every rank trains on its share of each epoch's order (DistributedDataParallel;
-gloo on CPU, nccl on GPU); rank 0 writes checkpoints, weights and provenance.
+* **Config**: a JSON file of :class:`TrainConfig` keys (unknown keys are an error).
+* **Reproducible**: parameters are initialised under ``seed``; epoch e's sample order is a
+  :class:`~torch.utils.data.DistributedSampler` permutation seeded by (seed, e); the data
+  set seeds each item's augmentation by (seed, epoch, index); the torch RNG (dropout) is
+  re-seeded every step from (seed, step, rank). Same seed, same weights (bitwise on CPU),
+  and a resumed run continues exactly where the interrupted one would have gone.
+* **Progress**: a tqdm bar (rank 0) with the running loss and metrics.
+* **Checkpoints**: ``<out>/checkpoint.pt`` every ``checkpoint_every`` steps, written
+  atomically (temp file + rename); ``resume=True`` continues from it.
+* **Mixed precision** on CUDA (``torch.autocast`` float16 + ``GradScaler``; ``amp: false``
+  turns it off); plain float32 on the CPU.
+* **Data parallel** under torchrun: ``DistributedDataParallel`` (gloo on CPU, nccl on GPU),
+  every rank on its DistributedSampler share; ``batch_size`` is per process. Rank 0 alone
+  writes checkpoints, weights and provenance.
+* **Output**: ``<weights_dir>/<task>-<arch>.safetensors`` and a provenance ``.json`` beside
+  it (command, data, steps, seed, git commit, final training figures, a coarse curve).
+
+Several optimisers (a GAN's generator and discriminator): a task may declare ``phases``
+(e.g. ``("d", "g")``) and ``parameters(model, phase)``; each step then runs, per phase in
+order, ``loss(model, batch, cfg, phase)``, backward and that phase's optimiser step.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,31 +41,44 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from occbench.errors import ConfigError
 from occbench.imageio import atomic_write
 
+CHECKPOINT = "checkpoint.pt"
+# Config keys that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "workers")
+
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one training run (a JSON file of these keys)."""
+    """Hyper-parameters of one training run (a JSON file of these keys; defaults shown)."""
 
-    arch: str = "small"  # the model's configuration name
+    arch: str = "small"  # the model's configuration name (weights: <task>-<arch>.safetensors)
     steps: int = 1000  # optimisation steps in all
     batch_size: int = 64  # per process
     optimizer: str = "sgd"  # sgd | adam
-    lr: float = 0.1
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.5, 0.999)
+    lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9  # sgd
+    betas: tuple[float, float] = (0.9, 0.999)  # adam
     weight_decay: float = 5e-4
-    warmup: int = 100  # linear warm-up steps, then cosine decay to 0
+    schedule: str = "cosine"  # cosine: linear warm-up then cosine to 0 | step | constant
+    warmup: int = 100  # linear warm-up steps (cosine)
+    decay: float = 0.1  # step: lr *= decay every decay_every steps
+    decay_every: int = 0  # step: 0 = every epoch
+    clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
+    amp: bool = True  # float16 autocast + GradScaler on CUDA (never on the CPU)
+    channels_last: bool = True  # NHWC conv weights: ~1.3x faster on CPU, tensor cores on GPU
     seed: int = 0
-    checkpoint_every: int = 200
+    checkpoint_every: int = 200  # steps
+    workers: int = 0  # DataLoader worker processes per rank (0 = in the training process)
     options: dict[str, Any] = field(default_factory=dict)  # task-specific settings
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> TrainConfig:
+        """Read a JSON config; ``overrides`` that are not None replace its values."""
         path = Path(path)
         try:
             raw = json.loads(path.read_text())
@@ -57,6 +86,8 @@ class TrainConfig:
             raise ConfigError(f"{path}: config file not found") from None
         except ValueError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a JSON object of settings")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -64,24 +95,108 @@ class TrainConfig:
         raw.update({k: v for k, v in overrides.items() if v is not None})
         if "betas" in raw:
             raw["betas"] = tuple(raw["betas"])
-        return cls(**raw)
+        cfg = cls(**raw)
+        cfg.check(path)
+        return cfg
+
+    def check(self, where: str | Path = "config") -> None:
+        """Raise ConfigError on values the loop cannot run with."""
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise ConfigError(f"{where}: steps, batch_size and checkpoint_every must be >= 1")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"{where}: unknown optimizer {self.optimizer!r}; known: sgd, adam")
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ConfigError(
+                f"{where}: unknown schedule {self.schedule!r}; known: cosine, step, constant")
 
 
 class Task(Protocol):
-    """What a model contributes to the loop."""
+    """What a model contributes to the loop (see ``baselines/resnet50/task.py``).
+
+    ``dataset`` items are looked up by ``(epoch, index)`` keys (see
+    :class:`occbench.train.data.FaceDataset`); ``loss`` returns the scalar loss and a dict of
+    float metrics for the progress bar and the provenance file; ``weights`` picks the tensors
+    to ship (e.g. without the classifier head); ``describe`` says what data was used.
+    Optional: ``phases`` and ``parameters(model, phase)`` (see the module docstring).
+    """
 
     name: str
 
     def build(self, cfg: TrainConfig) -> nn.Module: ...
 
-    def dataset(self, cfg: TrainConfig) -> torch.utils.data.Dataset: ...
+    def dataset(self, cfg: TrainConfig) -> Dataset: ...
 
     def loss(self, model: nn.Module, batch, cfg: TrainConfig) -> tuple[torch.Tensor, dict]: ...
 
     def weights(self, model: nn.Module) -> dict[str, torch.Tensor]: ...
 
+    def describe(self) -> dict: ...
 
-def _dist() -> tuple[int, int, torch.device]:
+
+# --------------------------------------------------------------------------- schedule, data
+
+
+def steps_per_epoch(n: int, batch_size: int, world: int) -> int:
+    """Full batches per epoch on each rank (the tail that fills no batch is dropped)."""
+    return (n // world) // batch_size
+
+
+def lr_factor(step: int, cfg: TrainConfig, per_epoch: int) -> float:
+    """Multiplier of ``cfg.lr`` at ``step`` (0-based)."""
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "step":
+        return cfg.decay ** (step // (cfg.decay_every or per_epoch))
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / span)))
+
+
+class StepBatches:
+    """Batch sampler of steps ``start`` .. ``stop - 1``: each batch is a list of
+    ``(epoch, index)`` keys, this rank's share of the epoch's DistributedSampler order."""
+
+    def __init__(self, n: int, cfg: TrainConfig, rank: int, world: int, start: int, stop: int):
+        self.n, self.cfg, self.rank, self.world = n, cfg, rank, world
+        self.start, self.stop = start, stop
+        self.per_epoch = steps_per_epoch(n, cfg.batch_size, world)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def epoch_indices(self, epoch: int) -> list[int]:
+        sampler = DistributedSampler(range(self.n), num_replicas=self.world, rank=self.rank,
+                                     shuffle=True, seed=self.cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        b = self.cfg.batch_size
+        epoch, order = -1, []
+        for step in range(self.start, self.stop):
+            e, within = divmod(step, self.per_epoch)
+            if e != epoch:
+                epoch, order = e, self.epoch_indices(e)
+            yield [(epoch, i) for i in order[within * b:(within + 1) * b]]
+
+
+def to_device(batch, device: torch.device):
+    """Tensors of a (nested) dict / list / tuple moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dist() -> tuple[int, int, torch.device, bool]:
+    """(rank, world size, device, whether this call started the process group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -92,139 +207,214 @@ def _dist() -> tuple[int, int, torch.device]:
     if world > 1:
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        started = not dist.is_initialized()
+        if started:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return dist.get_rank(), world, device
-    return 0, 1, device
+        return dist.get_rank(), dist.get_world_size(), device, started
+    return 0, 1, device, False
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The sample order of one epoch: a permutation fixed by (seed, epoch)."""
-    return np.random.default_rng([seed, epoch]).permutation(n)
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The torch RNG seed of one step on one rank (dropout masks differ across ranks)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
-def _batches(n: int, cfg: TrainConfig, rank: int, world: int, start_step: int):
-    """(epoch, indices) of each step from ``start_step`` on; rank r takes every world-th slice."""
-    per_step = cfg.batch_size * world
-    steps_per_epoch = max(1, n // per_step)
-    step = start_step
-    while step < cfg.steps:
-        epoch, within = divmod(step, steps_per_epoch)
-        order = epoch_order(n, cfg.seed, epoch)
-        glob = order[within * per_step:(within + 1) * per_step]
-        yield epoch, glob[rank::world]
-        step += 1
+def _phases(task: Task) -> tuple[str, ...] | None:
+    return tuple(task.phases) if getattr(task, "phases", None) else None
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    span = max(1, cfg.steps - cfg.warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - cfg.warmup) / span)))
-
-
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas,
-                                weight_decay=cfg.weight_decay)
-    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; known: sgd, adam")
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
-def _save_checkpoint(path: Path, model, opt, step: int, history: list) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-             "history": history, "torch_rng": torch.get_rng_state()}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(path, buf.getvalue())
+def _config_diff(saved: dict, cfg: TrainConfig) -> list[str]:
+    now = asdict(cfg)
+    now["betas"] = list(now["betas"])
+    saved = dict(saved, betas=list(saved.get("betas", now["betas"])))
+    return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
 
 
-def train(task: Task, cfg: TrainConfig, out: str | Path, *, weights_dir: str | Path | None = None,
-          resume: bool = False, data_desc: str = "", command: str | None = None,
-          progress: bool = True) -> Path | None:
-    """Train ``task`` with ``cfg``; checkpoints in ``out/checkpoint.pt``; final weights in
-    ``<weights_dir or out>/<task>-<arch>.safetensors`` with a ``.json`` provenance file beside
-    them. Returns the weights path (rank 0) or None (other ranks)."""
-    from safetensors.torch import save_file
-
-    out = Path(out)
-    commit = _git_commit()  # the code that trains, read before the run can outlast a checkout
-    rank, world, device = _dist()
-    torch.manual_seed(cfg.seed)
-    model = task.build(cfg).to(device)
-    data = task.dataset(cfg)
-    opt = _optimizer(model, cfg)
-    ckpt = out / "checkpoint.pt"
-    step, history = 0, []
-    if resume:
-        if not ckpt.exists():
-            raise ConfigError(f"--resume: no checkpoint at {ckpt}")
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, history = state["step"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
-    ddp = model
-    if world > 1:
-        ddp = nn.parallel.DistributedDataParallel(model)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    model.train()
-    t0, seen = time.perf_counter(), 0
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {task.name}", unit="step",
-               disable=not progress or rank != 0, file=sys.stderr)
-    for epoch, idx in _batches(len(data), cfg, rank, world, step):
-        batch = collate([data.get(int(i), epoch) for i in idx], device)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, cfg) * group.get("lr_scale", 1.0)
-        with torch.autocast(device.type, enabled=use_amp):
-            loss, metrics = task.loss(ddp, batch, cfg)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        step += 1
-        seen += len(idx) * world
-        value = float(loss.detach())
-        history.append({"step": step, "loss": value, **metrics})
-        bar.update(1)
-        bar.set_postfix(loss=f"{value:.3f}", **{k: f"{v:.3f}" for k, v in metrics.items()})
-        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(ckpt, model, opt, step, history)
-    bar.close()
-    seconds = time.perf_counter() - t0
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    if rank != 0:
-        return None
-    weights = {k: v.detach().cpu().contiguous() for k, v in task.weights(model).items()}
-    path = Path(weights_dir or out) / f"{task.name}-{cfg.arch}.safetensors"
-    atomic_write(path, lambda p: save_file(weights, str(p)))
-    tail = history[-50:]
-    provenance = {
-        "model": task.name, "config": asdict(cfg),
-        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
-        "data": data_desc or getattr(task, "describe", lambda: "")(), "steps": step, "world_size": world, "device": str(device),
-        "git_commit": commit,
-        "final": {k: float(np.mean([h[k] for h in tail])) for k in tail[-1] if k != "step"}
-        if tail else {},
-        "seconds_this_session": round(seconds, 1),
-        "images_per_s_this_session": round(seen / seconds, 1) if seconds > 0 else None,
-    }
-    atomic_write(path.with_suffix(".json"), json.dumps(provenance, indent=1).encode())
-    return path
+def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save`` to a temp file beside ``path``, then rename: a crash keeps the old one."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def collate(items: list[tuple], device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Stack a list of per-sample tuples of arrays into tensors on ``device``."""
-    return tuple(torch.as_tensor(np.stack(col)).to(device) for col in zip(*items, strict=True))
+def _summary(history: list[dict], points: int = 20, tail: int = 50) -> tuple[dict, list]:
+    """Mean of each figure over the last ``tail`` steps, and a ``points``-point curve."""
+    if not history:
+        return {}, []
+    keys = [k for k in history[-1] if k != "step"]
+
+    def mean(rows):
+        return {k: round(float(np.mean([r[k] for r in rows if k in r])), 5) for k in keys}
+
+    final = mean(history[-tail:])
+    size = max(1, math.ceil(len(history) / points))
+    curve = [{"step": history[min(s + size, len(history)) - 1]["step"],
+              **mean(history[s:s + size])} for s in range(0, len(history), size)]
+    return final, curve
 
 
 def _git_commit() -> str:
     from occbench.results import git_commit
 
     return git_commit()
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(task: Task, cfg: TrainConfig, out: str | Path, *,
+          weights_dir: str | Path | None = None, resume: bool = False, until: int | None = None,
+          command: str | None = None, progress: bool = True) -> Path | None:
+    """Train ``task`` with ``cfg``.
+
+    ``out``: checkpoint folder (``out/checkpoint.pt``). ``weights_dir`` (default ``out``):
+    where ``<task>-<arch>.safetensors`` and its ``.json`` provenance go. ``resume``: continue
+    from the checkpoint (ConfigError if there is none, or if it was made with other
+    settings than ``steps``/``checkpoint_every``/``workers``, or by another number of
+    processes). ``until``: stop after this
+    global step with a checkpoint and no weights (to train in slices). ``command``: what the
+    provenance records (default: this process's command line). Returns the weights path on
+    rank 0 when training is complete, else None.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    cfg.check()
+    commit = _git_commit()  # the code that trains, read before the run can outlast a checkout
+    rank, world, device, started = _dist()
+    try:
+        torch.manual_seed(cfg.seed)  # identical initial parameters on every rank
+        model = task.build(cfg).to(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        data = task.dataset(cfg)
+        per_epoch = steps_per_epoch(len(data), cfg.batch_size, world)
+        if per_epoch < 1:
+            raise ConfigError(
+                f"{len(data)} training items fill no batch of {cfg.batch_size} x {world} "
+                "processes: lower batch_size or add data")
+        phases = _phases(task) or ("main",)
+        if _phases(task):
+            opts = {p: _optimizer(list(task.parameters(model, p)), cfg) for p in phases}
+        else:
+            opts = {"main": _optimizer(model.parameters(), cfg)}
+        for opt in opts.values():
+            for group in opt.param_groups:
+                group.setdefault("lr_scale", 1.0)
+        use_amp = cfg.amp and device.type == "cuda"
+        scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+        ckpt = out / CHECKPOINT
+        step, history, seconds, images, sessions = 0, [], 0.0, 0, []
+        if resume:
+            if not ckpt.exists():
+                raise ConfigError(f"--resume: no checkpoint at {ckpt}")
+            state = torch.load(ckpt, map_location=device, weights_only=False)
+            changed = _config_diff(state["config"], cfg)
+            if changed:
+                raise ConfigError(f"--resume: {ckpt} was made with other settings of {changed}")
+            if state.get("world_size", 1) != world:  # another sample order and global batch
+                raise ConfigError(f"--resume: {ckpt} was made by {state.get('world_size', 1)} "
+                                  f"processes, this run has {world}")
+            model.load_state_dict(state["model"])
+            for p, opt in opts.items():
+                opt.load_state_dict(state["opt"][p])
+            if state["scaler"]:  # empty when the checkpoint was made without AMP
+                scaler.load_state_dict(state["scaler"])
+            step, history = state["step"], state["history"]
+            seconds, images = state["seconds"], state["images"]
+            sessions = state["sessions"]
+        stop = min(cfg.steps, until) if until is not None else cfg.steps
+        cmd = command or shlex.join(sys.argv)
+        if world > 1 and not cmd.startswith("torchrun"):
+            cmd = f"torchrun --nproc_per_node {os.environ.get('LOCAL_WORLD_SIZE', world)} " + (
+                f"-m {cmd}" if cmd.startswith("occbench ") else cmd)
+        sessions.append({"command": cmd, "git_commit": commit, "from_step": step})
+        ddp = model
+        if world > 1:
+            ddp = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=len(phases) > 1)
+        loader = DataLoader(data, batch_sampler=StepBatches(len(data), cfg, rank, world, step,
+                                                            max(step, stop)),
+                            num_workers=cfg.workers, pin_memory=device.type == "cuda")
+
+        def checkpoint() -> None:
+            save_checkpoint(ckpt, {
+                "model": model.state_dict(), "opt": {p: o.state_dict() for p, o in opts.items()},
+                "scaler": scaler.state_dict(), "step": step, "history": history,
+                "config": asdict(cfg), "world_size": world, "seconds": seconds,
+                "images": images, "sessions": sessions})
+
+        model.train()
+        bar = tqdm(total=cfg.steps, initial=step, desc=f"train {task.name}", unit="step",
+                   disable=not progress or rank != 0, file=sys.stderr, dynamic_ncols=True)
+        t0 = time.perf_counter()
+        for batch in loader:
+            batch = to_device(batch, device)
+            torch.manual_seed(step_seed(cfg.seed, step, rank))
+            factor = lr_factor(step, cfg, per_epoch)
+            row: dict[str, float] = {}
+            for phase in phases:
+                opt = opts[phase]
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * factor * group["lr_scale"]
+                with torch.autocast(device.type, enabled=use_amp):
+                    if phase == "main":
+                        loss, metrics = task.loss(ddp, batch, cfg)
+                    else:
+                        loss, metrics = task.loss(ddp, batch, cfg, phase)
+                model.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.clip_grad:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(
+                        [p for g in opt.param_groups for p in g["params"]], cfg.clip_grad)
+                scaler.step(opt)
+                suffix = "" if phase == "main" else f"_{phase}"
+                row[f"loss{suffix}"] = float(loss.detach())
+                row.update({f"{k}{suffix}": float(v) for k, v in metrics.items()})
+            scaler.update()
+            step += 1
+            images += cfg.batch_size * world
+            history.append({"step": step, **row})
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
+            if step % cfg.checkpoint_every == 0 or step == stop:
+                seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                if rank == 0:
+                    checkpoint()
+        bar.close()
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        if rank != 0 or step < cfg.steps:
+            return None
+        weights = {k: v.detach().cpu().contiguous() for k, v in task.weights(model).items()}
+        path = Path(weights_dir or out) / f"{task.name}-{cfg.arch}.safetensors"
+        atomic_write(path, lambda tmp: save_file(weights, str(tmp)))
+        final, curve = _summary(history)
+        provenance = {  # the first session's command (a resumed run ends the same way)
+            "model": task.name, "arch": cfg.arch, "command": sessions[0]["command"],
+            "data": task.describe(), "steps": step, "seed": cfg.seed,
+            "epochs": round(step / per_epoch, 2), "world_size": world, "device": str(device),
+            "amp": use_amp, "git_commit": sessions[0]["git_commit"], "sessions": sessions,
+            "torch": torch.__version__,
+            "config": asdict(cfg), "final": final, "curve": curve,
+            "train_seconds": round(seconds, 1),
+            "images_per_s": round(images / seconds, 1) if seconds > 0 else None,
+            "parameters": sum(v.numel() for v in weights.values()),
+        }
+        atomic_write(path.with_suffix(".json"), json.dumps(provenance, indent=1).encode())
+        return path
+    finally:
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()

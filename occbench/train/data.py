@@ -1,0 +1,99 @@
+"""Training data: aligned CelebA faces with identity labels, and a seeded augmenting Dataset.
+
+:func:`load_celeba` aligns ``celeba/`` once (through the disk cache of
+:func:`occbench.align.align_dataset`) and numbers its identities; :class:`FaceDataset`
+serves items by ``(epoch, index)`` keys (what :class:`occbench.train.loop.StepBatches`
+yields), with a horizontal flip (p = 1/2) and, optionally, the paper's training occlusion
+(:func:`occbench.occlusion.sample_training_occlusion`), drawn from a generator seeded by
+(seed, epoch, index): the same key always gives the same sample, in any worker process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TRAIN_SET = "celeba"
+
+
+@dataclass
+class LabelledFaces:
+    """Aligned faces ``images`` (N, 112, 112, 3) uint8 with ``labels`` (N,) int64 in
+    0 .. len(identities) - 1; ``keys`` name the source images."""
+
+    name: str
+    root: Path
+    images: np.ndarray
+    labels: np.ndarray
+    identities: list[str]
+    keys: list[str]
+    unaligned: int = 0  # faces framed by the fallback crop (no landmarks found)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def describe(self) -> dict:
+        """What a provenance file records about the data."""
+        return {"set": self.name, "root": str(self.root), "images": len(self.images),
+                "identities": len(self.identities), "unaligned": self.unaligned}
+
+
+def load_celeba(data_root: str | Path, limit: int | None = None,
+                progress: bool = True) -> LabelledFaces:
+    """The aligned training faces of ``<data_root>/celeba`` (the first ``limit`` images if
+    given), labelled by identity in sorted identity order. Unreadable images are left out."""
+    from occbench.align import align_dataset
+    from occbench.data import load_dataset
+
+    root = Path(data_root)
+    faces = align_dataset(load_dataset(TRAIN_SET, root), limit=limit, progress=progress)
+    identities = sorted({s.identity for s in faces.samples})
+    lookup = {name: i for i, name in enumerate(identities)}
+    labels = np.array([lookup[s.identity] for s in faces.samples], dtype=np.int64)
+    return LabelledFaces(TRAIN_SET, root, faces.images, labels, identities, faces.keys,
+                         int((~faces.aligned).sum()))
+
+
+class FaceDataset(torch.utils.data.Dataset):
+    """Augmented training items of labelled faces.
+
+    ``dataset[(epoch, i)]`` (or ``dataset[i]``, epoch 0) is a dict of numpy arrays:
+    ``face`` (112, 112, 3) uint8, the network input (flipped, then occluded with
+    probability ``occlusion_p``); ``label`` int64; and with ``with_clean=True`` also
+    ``clean`` (the flipped face before occlusion) and ``mask`` (112, 112) uint8, 1 = occluded
+    (all zero when not occluded), as a completion network needs.
+
+    Defaults: ``flip=True``, ``occlusion_p=0.0`` (no occlusion), ``with_clean=False``.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int = 0, *,
+                 flip: bool = True, occlusion_p: float = 0.0, with_clean: bool = False):
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
+        self.seed, self.flip = seed, flip
+        self.occlusion_p, self.with_clean = occlusion_p, with_clean
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key) -> dict[str, np.ndarray]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, epoch, i])
+        face = self.images[i]
+        if self.flip and rng.random() < 0.5:
+            face = face[:, ::-1]
+        face = np.ascontiguousarray(face)
+        clean, mask = face, None
+        if self.occlusion_p and rng.random() < self.occlusion_p:
+            from occbench.occlusion import sample_training_occlusion
+
+            face, mask, _ = sample_training_occlusion(face, rng)
+        item = {"face": face, "label": self.labels[i]}
+        if self.with_clean:
+            item["clean"] = clean
+            item["mask"] = mask if mask is not None else np.zeros(face.shape[:2], np.uint8)
+        return item

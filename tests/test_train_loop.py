@@ -1,0 +1,189 @@
+"""Mechanics of the shared training loop on a tiny synthetic task (tests/_toy_task.py):
+configs, schedule, sampling, seeded determinism, exact resume, atomic checkpoints, several
+optimisers, provenance, and torchrun with two gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from occbench.errors import ConfigError
+from occbench.train import loop
+from occbench.train.loop import CHECKPOINT, StepBatches, TrainConfig, lr_factor, train
+from tests._toy_task import ToyTask, TwoPhaseTask
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(tmp_path: Path, name: str = "cfg.json", **kw) -> TrainConfig:
+    raw = {"arch": "tiny", "steps": 4, "batch_size": 8, "lr": 0.1, "warmup": 1,
+           "checkpoint_every": 2, "seed": 3, "options": {"dropout": 0.2}}
+    raw.update(kw)
+    path = tmp_path / name
+    path.write_text(json.dumps(raw))
+    return TrainConfig.load(path)
+
+
+def _same(a: dict, b: dict, atol: float = 0.0) -> bool:
+    return a.keys() == b.keys() and all(
+        torch.equal(a[k], b[k]) if atol == 0 else torch.allclose(a[k], b[k], atol=atol) for k in a)
+
+
+def test_config_errors(tmp_path):
+    (tmp_path / "bad.json").write_text('{"stepz": 3}')
+    with pytest.raises(ConfigError, match=r"unknown keys \['stepz'\]"):
+        TrainConfig.load(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        TrainConfig.load(tmp_path / "broken.json")
+    with pytest.raises(ConfigError, match="not found"):
+        TrainConfig.load(tmp_path / "none.json")
+    with pytest.raises(ConfigError, match="unknown optimizer 'lbfgs'"):
+        _cfg(tmp_path, optimizer="lbfgs")
+    assert _cfg(tmp_path).betas == (0.9, 0.999) and TrainConfig.load(
+        tmp_path / "cfg.json", steps=9).steps == 9
+
+
+def test_lr_schedules(tmp_path):
+    cos = _cfg(tmp_path, steps=10, warmup=2)
+    assert [lr_factor(s, cos, 5) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert lr_factor(6, cos, 5) == pytest.approx(0.5) and lr_factor(10, cos, 5) == pytest.approx(0)
+    step = _cfg(tmp_path, schedule="step", decay=0.1)
+    assert [lr_factor(s, step, 5) for s in (0, 4, 5, 10)] == pytest.approx([1, 1, 0.1, 0.01])
+
+
+def test_batches_cover_each_epoch_and_ranks_split_the_global_batch(tmp_path):
+    cfg = _cfg(tmp_path, steps=12)  # 64 items, batch 8: 8 steps an epoch
+    one = list(StepBatches(64, cfg, 0, 1, 0, 12))
+    first_epoch = [i for b in one[:8] for e, i in b]
+    assert sorted(first_epoch) == list(range(64)) and {e for b in one[8:] for e, _ in b} == {1}
+    assert [i for _, i in one[8]] != [i for _, i in one[0]]  # a new order each epoch
+    assert list(StepBatches(64, cfg, 0, 1, 5, 12)) == one[5:]  # resuming at step 5
+    # two ranks of batch 4 together see what one process of batch 8 sees
+    half = _cfg(tmp_path, batch_size=4, steps=12)
+    r0, r1 = (list(StepBatches(64, half, r, 2, 0, 12)) for r in (0, 1))
+    assert all(sorted(a + b) == sorted(c) for a, b, c in zip(r0, r1, one, strict=True))
+
+
+def test_seeded_runs_are_identical(tmp_path):
+    cfg = _cfg(tmp_path, steps=3)
+    a = load_file(str(train(ToyTask(), cfg, tmp_path / "a", progress=False)))
+    b = load_file(str(train(ToyTask(), cfg, tmp_path / "b", progress=False)))
+    assert _same(a, b)
+    other = _cfg(tmp_path, "other.json", steps=3, seed=4)
+    c = load_file(str(train(ToyTask(), other, tmp_path / "c", progress=False)))
+    assert not _same(a, c)
+
+
+def test_resume_continues_exactly(tmp_path):
+    cfg = _cfg(tmp_path, checkpoint_every=1)
+    full = train(ToyTask(), cfg, tmp_path / "full", progress=False)
+    assert train(ToyTask(), cfg, tmp_path / "cut", until=2, progress=False) is None
+    assert torch.load(tmp_path / "cut" / CHECKPOINT, weights_only=False)["step"] == 2
+    resumed = train(ToyTask(), cfg, tmp_path / "cut", resume=True, progress=False)
+    assert _same(load_file(str(full)), load_file(str(resumed)))
+    prov = [json.loads(p.with_suffix(".json").read_text()) for p in (full, resumed)]
+    assert prov[0]["curve"] == prov[1]["curve"] and prov[1]["steps"] == 4
+    assert [s["from_step"] for s in prov[1]["sessions"]] == [0, 2]
+
+
+def test_resume_refuses_missing_or_different_runs(tmp_path):
+    cfg = _cfg(tmp_path)
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train(ToyTask(), cfg, tmp_path / "none", resume=True, progress=False)
+    train(ToyTask(), cfg, tmp_path / "r", until=2, progress=False)
+    with pytest.raises(ConfigError, match=r"other settings of \['lr'\]"):
+        train(ToyTask(), _cfg(tmp_path, "lr.json", lr=0.5), tmp_path / "r", resume=True,
+              progress=False)
+    longer = _cfg(tmp_path, "long.json", steps=6)  # more steps may be asked for
+    assert json.loads(train(ToyTask(), longer, tmp_path / "r", resume=True, progress=False)
+                      .with_suffix(".json").read_text())["steps"] == 6
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    cfg = _cfg(tmp_path)
+    train(ToyTask(), cfg, tmp_path / "r", until=2, progress=False)
+    ckpt = tmp_path / "r" / CHECKPOINT
+    before = ckpt.read_bytes()
+
+    def crash(obj, f, *a, **kw):  # half a file, then the process dies
+        Path(f).write_bytes(before[: len(before) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(ToyTask(), cfg, tmp_path / "r", resume=True, progress=False)
+    assert ckpt.read_bytes() == before  # the old checkpoint is whole
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [CHECKPOINT]  # no temp file
+
+
+def test_two_optimisers_each_train_their_own_phase(tmp_path):
+    cfg = _cfg(tmp_path, steps=2, options={"dropout": 0.0})
+    task = TwoPhaseTask()
+    torch.manual_seed(cfg.seed)
+    start = {k: v.clone() for k, v in task.build(cfg).state_dict().items()}
+    path = train(task, cfg, tmp_path / "p", progress=False)
+    end = load_file(str(path))
+    assert all(not torch.equal(start[k], end[k]) for k in start)  # both layers moved
+    final = json.loads(path.with_suffix(".json").read_text())["final"]
+    assert set(final) == {"loss_a", "acc_a", "loss_b", "acc_b"}
+    assert final["loss_b"] > final["loss_a"]  # phase b's loss is doubled
+
+
+def test_provenance_records_the_run(tmp_path):
+    path = train(ToyTask(), _cfg(tmp_path), tmp_path / "o", weights_dir=tmp_path / "w",
+                 command="occbench train toy --config tiny", progress=False)
+    assert path == tmp_path / "w" / "toy-tiny.safetensors"
+    prov = json.loads(path.with_suffix(".json").read_text())
+    assert prov["command"] == "occbench train toy --config tiny"
+    assert prov["data"] == {"set": "toy", "images": 64} and prov["steps"] == 4
+    assert prov["seed"] == 3 and prov["config"]["lr"] == 0.1 and prov["git_commit"]
+    assert set(prov["final"]) == {"loss", "acc"} and prov["curve"][-1]["step"] == 4
+    assert prov["amp"] is False and prov["images_per_s"] > 0
+
+
+def test_too_little_data_for_one_batch(tmp_path):
+    with pytest.raises(ConfigError, match="fill no batch"):
+        train(ToyTask(n=5), _cfg(tmp_path), tmp_path / "x", progress=False)
+
+
+def test_torchrun_two_gloo_processes(tmp_path):
+    """2 ranks of batch 4 == 1 process of batch 8 (DDP averages the gradients); rank 0
+    alone writes the weights."""
+    cfg = {"arch": "tiny", "steps": 2, "batch_size": 4, "lr": 0.1, "warmup": 1,
+           "checkpoint_every": 1, "seed": 3, "options": {"dropout": 0.0}}
+    (tmp_path / "ddp.json").write_text(json.dumps(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "tests._toy_task", str(tmp_path / "ddp.json"), str(tmp_path / "out"),
+           str(tmp_path / "w"), str(tmp_path / "marks")]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+        proc.communicate()
+        pytest.fail("torchrun did not finish in 240 s")
+    assert proc.returncode == 0, err[-3000:]
+    marks = [json.loads((tmp_path / "marks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [(m["rank"], m["world"]) for m in marks] == [(0, 2), (1, 2)]
+    assert marks[0]["returned"] and marks[1]["returned"] is None
+    assert [p.name for p in (tmp_path / "w").iterdir()] in (
+        ["toy-tiny.safetensors", "toy-tiny.json"], ["toy-tiny.json", "toy-tiny.safetensors"])
+    prov = json.loads((tmp_path / "w" / "toy-tiny.json").read_text())
+    assert prov["world_size"] == 2 and prov["steps"] == 2
+    assert prov["command"].startswith("torchrun --nproc_per_node 2")
+    ddp = load_file(str(tmp_path / "w" / "toy-tiny.safetensors"))
+    assert _same(ddp, {k: torch.tensor(v) for k, v in marks[1]["state"].items()}, atol=1e-7)
+    single = load_file(str(train(ToyTask(), _cfg(tmp_path, "one.json", **dict(cfg, batch_size=8)),
+                                 tmp_path / "one", progress=False)))
+    assert _same(ddp, single, atol=1e-6)
