@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from occbench.data import identity_labels
 from occbench.errors import ConfigError, DataError
 from occbench.features import CLEAN, Condition, FeatureStore
 from occbench.results import NONE, Row, mean_ci, merge_results, rows_to_frame
@@ -168,7 +169,7 @@ class Runner:
             print(f"occbench: warning: left out unreadable {path} ({reason})", file=sys.stderr)
         if self.probe_faces is not None:
             self.probe_keys = self.probe_faces.keys
-            self.probe_labels = self.probe_labels_of(self.probe_faces.samples)
+            self.probe_labels = identity_labels(self.probe_faces.samples)[0]
         else:
             self.probe_keys = []
         if self.distractor_faces is not None:
@@ -178,12 +179,6 @@ class Runner:
             self.pairs = [p for p in self.pairs if p.key1 in readable and p.key2 in readable]
         self.pair_keys = self.pair_faces.keys if self.pair_faces is not None else []
         self.timings["load+align"] = time.perf_counter() - t0
-
-    @staticmethod
-    def probe_labels_of(samples) -> np.ndarray:
-        ids = sorted({s.identity for s in samples})
-        lookup = {name: i for i, name in enumerate(ids)}
-        return np.array([lookup[s.identity] for s in samples], dtype=np.int64)
 
     # ---- features ---------------------------------------------------------------------
     def _store(self, completer_tag: str, condition: Condition) -> FeatureStore:

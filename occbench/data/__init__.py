@@ -4,6 +4,13 @@
     ds = load_dataset("lfw", data_root)      # or "facescrub", "celeba", "megaface", "folder:NAME"
 """
 
-from occbench.data.base import DATASETS, Dataset, Sample, load_dataset, register_dataset
+from occbench.data.base import (
+    DATASETS,
+    Dataset,
+    Sample,
+    identity_labels,
+    load_dataset,
+    register_dataset,
+)
 
-__all__ = ["DATASETS", "Dataset", "Sample", "load_dataset", "register_dataset"]
+__all__ = ["DATASETS", "Dataset", "Sample", "identity_labels", "load_dataset", "register_dataset"]

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from occbench.errors import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -41,6 +43,14 @@ class Dataset:
 
     def by_key(self) -> dict[str, Sample]:
         return {s.key: s for s in self.samples}
+
+
+def identity_labels(samples) -> tuple[np.ndarray, list[str]]:
+    """Integer labels (int64) of ``samples``' identities, numbered in sorted identity order,
+    and that sorted identity list."""
+    identities = sorted({s.identity for s in samples})
+    lookup = {name: i for i, name in enumerate(identities)}
+    return np.array([lookup[s.identity] for s in samples], dtype=np.int64), identities
 
 
 DatasetLoader = Callable[[Path], Dataset]

@@ -46,13 +46,11 @@ def load_celeba(data_root: str | Path, limit: int | None = None,
     """The aligned training faces of ``<data_root>/celeba`` (the first ``limit`` images if
     given), labelled by identity in sorted identity order. Unreadable images are left out."""
     from occbench.align import align_dataset
-    from occbench.data import load_dataset
+    from occbench.data import identity_labels, load_dataset
 
     root = Path(data_root)
     faces = align_dataset(load_dataset(TRAIN_SET, root), limit=limit, progress=progress)
-    identities = sorted({s.identity for s in faces.samples})
-    lookup = {name: i for i, name in enumerate(identities)}
-    labels = np.array([lookup[s.identity] for s in faces.samples], dtype=np.int64)
+    labels, identities = identity_labels(faces.samples)
     return LabelledFaces(TRAIN_SET, root, faces.images, labels, identities, faces.keys,
                          int((~faces.aligned).sum()))
 
