@@ -7,16 +7,15 @@ loads another file. A missing file raises OccbenchError naming the training comm
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from baselines.resnet50.model import create
-from occbench.errors import OccbenchError
 from occbench.models import register_recognizer
 from occbench.models.base import Recognizer, l2_normalise
+from occbench.models.torch_adapter import default_device, load_weights
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -29,25 +28,14 @@ class ResNetRecognizer(Recognizer):
 
     def __init__(self, name: str, arch: str = "small", weights: str | Path | None = None,
                  device: str | None = None):
-        from safetensors.torch import load_file
-
-        path = Path(weights) if weights else WEIGHTS / f"{name}-{arch}.safetensors"
-        if not path.is_file():
-            raise OccbenchError(
-                f"no trained weights at {path}; train them with "
-                f"`occbench train {name} --config {arch} --data ROOT`")
         self.name, self.arch = name, arch
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.net = create(arch).to(self.device).eval()
-        try:
-            self.net.load_state_dict(load_file(str(path)))
-        except RuntimeError as exc:  # other architecture: say which file and config
-            raise OccbenchError(f"{path} does not hold {name} --config {arch} weights: "
-                                f"{str(exc).splitlines()[0]}") from None
+        self.device = default_device(device)
+        net = create(arch)
+        # keys the feature cache: new weights, new version
+        self.version = load_weights(net, WEIGHTS, name, arch, weights)
+        self.net = net.to(self.device).eval()
         self.net.to(memory_format=torch.channels_last)  # uint8 NHWC input stays NHWC
         self.dim = self.net.embedding_dim
-        # keys the feature cache: new weights, new version
-        self.version = f"{arch}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)

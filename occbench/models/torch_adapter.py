@@ -1,0 +1,109 @@
+"""What every adapter of a network trained in ``baselines/`` shares: its weight file, device
+and batched uint8 inference.
+
+* :func:`load_weights` loads ``baselines/<folder>/weights/<name>-<arch>.safetensors`` (or an
+  explicit path) into a network, with one clear error for a missing file (naming the training
+  command) or a file of another architecture, and returns the adapter ``version`` that keys
+  the feature cache: ``<arch>-<first 12 hex digits of the file's SHA-256>``.
+* :class:`TorchCompleter` is a :class:`~occbench.models.base.Completer` around a network
+  ``net(x) -> (image, mask)`` on float faces in [-1, 1] (N, 3, 112, 112); a baseline's
+  adapter only says how to build its network (``build``) and where its weights live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from occbench.errors import OccbenchError
+from occbench.models.base import Completer
+
+
+def default_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when present, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
+                 weights: str | Path | None = None) -> str:
+    """Load ``<weights_dir>/<name>-<arch>.safetensors`` (or ``weights``) into ``net``.
+
+    Returns the adapter version ``<arch>-<sha256[:12]>``. Raises OccbenchError naming the
+    training command when the file is missing, and naming the file and config when it holds
+    another architecture's tensors.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(weights) if weights else Path(weights_dir) / f"{name}-{arch}.safetensors"
+    if not path.is_file():
+        raise OccbenchError(f"no trained weights at {path}; train them with "
+                            f"`occbench train {name} --config {arch} --data ROOT`")
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:  # another architecture: say which file and config
+        raise OccbenchError(f"{path} does not hold {name} --config {arch} weights: "
+                            f"{str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # not a safetensors file at all
+        raise OccbenchError(f"{path}: not a readable safetensors file ({exc})") from None
+    return f"{arch}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
+def to_unit(faces: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC faces -> float NCHW in [-1, 1] (the range every baseline network uses)."""
+    return faces.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float NCHW in [-1, 1] -> uint8 NHWC (rounded, clipped)."""
+    return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+class TorchCompleter(Completer):
+    """A completer around a trained network (eval mode, ``batch_size`` faces at a time).
+
+    Subclasses set ``weights_dir`` and implement :meth:`build` (the network of config
+    ``arch``), whose forward maps (N, 3, 112, 112) faces in [-1, 1] to ``(image, mask)``:
+    the completed image in [-1, 1] (already composed with the input outside the mask, or
+    not: see ``compose``) and the predicted mask in [0, 1] (N, 1, 112, 112).
+
+    ``compose=True`` (default) returns (1 - M)·I + M·I_c with the predicted soft mask M,
+    i.e. pixels the network believes unoccluded are the input's own.
+    """
+
+    weights_dir: Path
+    batch_size = 64
+    compose = True
+
+    def __init__(self, name: str, arch: str = "small", weights: str | Path | None = None,
+                 device: str | None = None):
+        self.name, self.arch = name, arch
+        self.device = default_device(device)
+        net = self.build(arch)
+        self.version = load_weights(net, self.weights_dir, name, arch, weights)
+        self.net = net.to(self.device).eval()
+
+    def build(self, arch: str) -> nn.Module:
+        raise NotImplementedError
+
+    def complete(self, occluded, clean=None):
+        occluded = np.asarray(occluded)
+        if occluded.ndim != 4 or occluded.shape[1:] != (112, 112, 3) or occluded.dtype != np.uint8:
+            raise ValueError(f"expected (N, 112, 112, 3) uint8 faces, got {occluded.shape} "
+                             f"{occluded.dtype}")
+        images, masks = [], []
+        with torch.inference_mode():
+            for s in range(0, len(occluded), self.batch_size):
+                x = to_unit(torch.as_tensor(occluded[s:s + self.batch_size], device=self.device))
+                out, mask = self.net(x)
+                out, mask = out.float(), mask.float().clamp(0, 1)
+                if self.compose:
+                    out = (1 - mask) * x + mask * out
+                images.append(to_uint8(out).cpu())
+                masks.append(mask[:, 0].cpu())
+        if not images:
+            return np.zeros_like(occluded), np.zeros(occluded.shape[:3], np.float32)
+        return torch.cat(images).numpy(), torch.cat(masks).numpy().astype(np.float32)
