@@ -4,7 +4,10 @@
     occbench align --set lfw [--data ROOT] [--limit N]
     occbench occlude --set lfw --form text --position eyes --size 0.3 --out DIR
     occbench run --model c2fdan --position eyes [--recognizer dlib] [--form rect] ...
-    occbench report [--results DIR]
+    occbench report [--results DIR] [--out DIR]
+    occbench plot [--results DIR] [--out DIR]
+    occbench grid --models c2fdan,bvmr --form rect --position eyes --size 0.1 [--out FILE]
+    occbench train NAME --config small
     occbench models
 
 Errors caused by input (a missing data root, an unknown position, a corrupt file) are printed
@@ -105,6 +108,41 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from occbench.plots import all_figures, fig7
+    from occbench.results import read_results
+
+    df = read_results(args.results)
+    out = Path(args.out)
+    try:
+        paths = fig7(df, args.recognizer, out) if args.recognizer else all_figures(df, out)
+    except ValueError as exc:  # nothing to plot: say what is missing
+        raise OccbenchError(f"{args.results}: {exc}") from None
+    if not paths:
+        raise OccbenchError(f"{args.results}: no identification or landmark rows to plot")
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from occbench.features import Condition
+    from occbench.grid import grid_images, write_grid
+    from occbench.occlusion import check_spec
+    from occbench.paths import resolve_data_root
+
+    check_spec(args.form, args.size, args.position)
+    cond = Condition(args.form, args.position, args.size, args.seed)
+    labels, images = grid_images(resolve_data_root(args.data), _split(args.models) or (),
+                                 cond, n=args.n, dataset=args.set, seed=args.seed)
+    out = Path(args.out) if args.out else Path(
+        "occbench-results") / f"grid_{args.form}_{args.position}_{args.size:g}"
+    title = f"{args.set}: {args.form} occlusion, {args.position}, size {args.size:g}"
+    for path in write_grid(labels, images, out, title):
+        print(path)
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from occbench.paths import resolve_data_root
     from occbench.train.cli import train_main
@@ -189,6 +227,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="results.parquet or its folder (default ./occbench-results)")
     p_rep.add_argument("--out", default=None, help="folder to write report.md and results.csv")
     p_rep.set_defaults(func=_cmd_report)
+
+    p_plot = sub.add_parser("plot", help="the paper's Fig. 7 and Fig. 8 from a results table")
+    p_plot.add_argument("--results", default="occbench-results",
+                        help="results.parquet or its folder (default ./occbench-results)")
+    p_plot.add_argument("--out", default="occbench-results/figures",
+                        help="folder for the PNG and PDF files (default occbench-results/figures)")
+    p_plot.add_argument("--recognizer", default=None,
+                        help="only Fig. 7 of this recognizer (default: every recognizer + Fig. 8)")
+    p_plot.set_defaults(func=_cmd_plot)
+
+    p_grid = sub.add_parser("grid", help="qualitative grid: occluded / completers / clean")
+    _add_data_arg(p_grid)
+    p_grid.add_argument("--models", default="", help="completers, comma-separated")
+    p_grid.add_argument("--form", default="rect", help="rect or text (default rect)")
+    p_grid.add_argument("--position", default="eyes", help="eyes, nose, mouth or outside")
+    p_grid.add_argument("--size", type=float, default=0.1, help="area/height ratio (default 0.1)")
+    p_grid.add_argument("--set", default="facescrub", help="data set (default facescrub)")
+    p_grid.add_argument("--n", type=int, default=8, help="faces (columns), default 8")
+    p_grid.add_argument("--seed", type=int, default=0, help="face and occlusion seed")
+    p_grid.add_argument("--out", default=None, help="output path without extension")
+    p_grid.set_defaults(func=_cmd_grid)
 
     p_tr = sub.add_parser("train", help="train a model of baselines/ (resnet50, resnet50-occ)")
     _add_data_arg(p_tr)

@@ -1,18 +1,33 @@
 """Tables from the tidy results table alone (no recomputation).
 
-``summary_table`` gives one line per (model, recognizer, form, position, size) with the
-headline figures: TPIR@1 at the largest D, LFW verification accuracy, PSNR and SSIM.
+* :func:`summary_table`: one line per (model, recognizer, form, position, size) with the
+  headline figures: TPIR@1 at the largest D, LFW verification accuracy, PSNR and SSIM.
+* :func:`table1`: the paper's Table I: one row per (model, recognizer), TPIR@1 per position
+  for rectangles and text averaged over sizes, the averages, LFW accuracy, PSNR, SSIM and the
+  share of the occluded->clean gap a row closes.
+
+Averages over conditions (:func:`average`) are plain means of the per-condition figures; their
+95 % intervals combine the per-condition half-widths as if the conditions were independent,
+sqrt(sum h_i^2) / k. The conditions share their probes, so these intervals are narrower than a
+joint bootstrap would give: read them as a lower bound on the uncertainty.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from occbench.imageio import atomic_write
+from occbench.results import NONE
 
 KEYS = ["model", "recognizer", "form", "position", "size"]
+POSITIONS = ("eyes", "nose", "mouth", "outside")
+FORMS = ("rect", "text")
+# Row order of Table I (others follow alphabetically).
+MODEL_ORDER = ("occluded", "clean", "bvmr", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self",
+               "c2fdan-no-local", "c2fdan")
 
 
 def _fmt_ci(value: float, lo: float, hi: float, scale: float, digits: int) -> str:
@@ -70,12 +85,169 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(df: pd.DataFrame, out: Path | None = None) -> str:
-    """Markdown of the summary table; with ``out``, also writes report.md and results.csv."""
+    """Markdown of Table I and the summary table; with ``out``, also writes report.md,
+    results.csv (the whole tidy table) and table1.csv (Table I, long form)."""
+    t1 = table1(df)
     table = summary_table(df).reset_index()
-    md = "# occbench results\n\n" + (table.to_markdown(index=False) if not table.empty
-                                     else "(no headline rows)") + "\n"
+    md = ("# occbench results\n\n## Table I (averaged over sizes; ± = 95 % interval)\n\n"
+          + table1_markdown(t1)
+          + "\n## Every condition (TPIR@1 at the largest D; [95 % interval])\n\n"
+          + (table.to_markdown(index=False) if not table.empty else "(no headline rows)")
+          + "\n")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "report.md", md.encode())
         atomic_write(out / "results.csv", lambda p: df.to_csv(p, index=False))
+        atomic_write(out / "table1.csv", lambda p: t1.to_csv(p, index=False))
     return md
+
+
+# --------------------------------------------------------------------------- Table I
+
+
+def headline_rows(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The per-condition rows Table I and the figures average: ``tpir1`` (identification
+    TPIR@1 at the largest D of each model/recognizer), ``lfw`` (verification accuracy),
+    ``psnr`` and ``ssim`` (reconstruction, probe set), ``nme`` (landmarks)."""
+    out = {}
+    ident = df[(df.protocol == "identification") & (df.metric == "tpir") & (df["rank"] == 1)]
+    if not ident.empty:
+        dmax = ident.groupby(["model", "recognizer"])["D"].transform("max")
+        out["tpir1"] = ident[ident.D == dmax]
+    out["lfw"] = df[(df.protocol == "verification") & (df.metric == "accuracy")]
+    rec = df[(df.protocol == "reconstruction") & (df.dataset != "lfw")]
+    out["psnr"] = rec[rec.metric == "psnr"]
+    out["ssim"] = rec[rec.metric == "ssim"]
+    out["nme"] = df[(df.protocol == "landmarks") & (df.metric == "nme")]
+    return {k: v for k, v in out.items() if not v.empty}
+
+
+def average(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean ``value`` per ``by`` group with a combined 95 % half-width ``half`` (see the
+    module docstring), ``n`` (measurements summed over the group) and ``k`` (conditions)."""
+    if rows.empty:
+        return pd.DataFrame(columns=by + ["value", "half", "n", "k"])
+    r = rows.assign(_h2=((rows.ci_high - rows.ci_low) / 2.0) ** 2)
+    g = r.groupby(by, dropna=False)
+    out = g.agg(value=("value", "mean"), _h2=("_h2", "sum"), n=("n", "sum"), k=("value", "size"))
+    out["half"] = np.sqrt(out.pop("_h2")) / out.k
+    return out.reset_index()
+
+
+def base_recognizer(name: str) -> str:
+    """The recognizer a ``-occ`` variant is compared with (``resnet50-occ`` -> ``resnet50``)."""
+    return name[:-4] if name.endswith("-occ") else name
+
+
+def table1(df: pd.DataFrame) -> pd.DataFrame:
+    """Long Table I: one row per (model, recognizer, column) with value, half, n, k.
+
+    Columns: ``TPIR@1 clean``; ``TPIR@1 <form> <position>`` (mean over sizes), ``TPIR@1
+    <form>`` and ``TPIR@1 avg`` (over positions and sizes); ``LFW clean``, ``LFW <form>``,
+    ``LFW avg``; ``PSNR``, ``SSIM`` (over every occluded condition); ``gap closed %``: (row's
+    TPIR@1 avg - occluded's) / (clean's - occluded's), where occluded and clean are the
+    ``occluded`` model's occluded average and clean condition with the row's base recognizer
+    (``resnet50`` for ``resnet50-occ``), in percent.
+    """
+    heads = headline_rows(df)
+    parts = []
+    who = ["model", "recognizer"]
+
+    def add(frame: pd.DataFrame, column: str, scale: float = 1.0):
+        if frame.empty:
+            return
+        f = frame.copy()
+        f["value"] *= scale
+        f["half"] *= scale
+        f["column"] = column
+        parts.append(f[who + ["column", "value", "half", "n", "k"]])
+
+    for metric, label, scale in (("tpir1", "TPIR@1", 100.0), ("lfw", "LFW", 100.0)):
+        rows = heads.get(metric)
+        if rows is None:
+            continue
+        clean = rows[rows.form == NONE]
+        occ = rows[rows.form != NONE]
+        add(average(clean, who), f"{label} clean", scale)
+        if metric == "tpir1":
+            for (form, pos), sub in occ.groupby(["form", "position"]):
+                add(average(sub, who), f"{label} {form} {pos}", scale)
+        for form, sub in occ.groupby("form"):
+            add(average(sub, who), f"{label} {form}", scale)
+        add(average(occ, who), f"{label} avg", scale)
+    for metric, label in (("psnr", "PSNR"), ("ssim", "SSIM")):
+        rows = heads.get(metric)
+        if rows is not None:
+            add(average(rows[rows.form != NONE], who), label)
+    if not parts:
+        return pd.DataFrame(columns=who + ["column", "value", "half", "n", "k"])
+    long = pd.concat(parts, ignore_index=True)
+    long = pd.concat([long, _gap_closed(long)], ignore_index=True)
+    return long
+
+
+def _gap_closed(long: pd.DataFrame) -> pd.DataFrame:
+    avg = long[long.column == "TPIR@1 avg"].set_index(["model", "recognizer"])
+    clean = long[long.column == "TPIR@1 clean"].set_index(["model", "recognizer"])
+    rows = []
+    for (model, rec), r in avg.iterrows():
+        base = base_recognizer(rec)
+        if ("occluded", base) not in avg.index or ("occluded", base) not in clean.index:
+            continue
+        low = avg.loc[("occluded", base), "value"]
+        high = clean.loc[("occluded", base), "value"]
+        if high - low <= 0:
+            continue
+        rows.append({"model": model, "recognizer": rec, "column": "gap closed %",
+                     "value": 100.0 * (r.value - low) / (high - low), "half": float("nan"),
+                     "n": r.n, "k": r.k})
+    return pd.DataFrame(rows)
+
+
+def _column_order(columns) -> list[str]:
+    order = ["TPIR@1 clean"]
+    for form in FORMS:
+        order += [f"TPIR@1 {form} {p}" for p in POSITIONS] + [f"TPIR@1 {form}"]
+    order += ["TPIR@1 avg", "gap closed %", "LFW clean"] + [f"LFW {f}" for f in FORMS]
+    order += ["LFW avg", "PSNR", "SSIM"]
+    return [c for c in order if c in set(columns)]
+
+
+def _row_order(index) -> list[tuple[str, str]]:
+    def key(mr):
+        model, rec = mr
+        m = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+        # a -occ recognizer's rows right after the base recognizer's occluded/clean rows
+        return (base_recognizer(rec), rec != base_recognizer(rec) and m > 1, m, model, rec)
+
+    return sorted(index, key=key)
+
+
+def table1_markdown(long: pd.DataFrame) -> str:
+    """Markdown of :func:`table1`, one table per base recognizer; cells "value ±half"."""
+    if long.empty:
+        return "(no Table I rows)\n"
+    digits = {"PSNR": 2, "SSIM": 4}
+    out = []
+    long = long.assign(base=long.recognizer.map(base_recognizer))
+    for base, part in long.groupby("base", sort=True):
+        cols = _column_order(part.column.unique())
+        cells = {}
+        for r in part.itertuples():
+            d = digits.get(r.column, 2)
+            text = f"{r.value:.{d}f}"
+            if not pd.isna(r.half):
+                text += f" ±{r.half:.{d}f}"
+            cells[(r.model, r.recognizer, r.column)] = text
+        rows = _row_order({(r.model, r.recognizer) for r in part.itertuples()})
+        table = pd.DataFrame(
+            [[m if rec == base else f"{m} ({rec})"] + [cells.get((m, rec, c), "") for c in cols]
+             for m, rec in rows],
+            columns=["model"] + cols)
+        counts = part.groupby("column").agg(k=("k", "max"), n=("n", "max"))
+        notes = "; ".join(f"{c}: k={int(counts.loc[c, 'k'])}, n={int(counts.loc[c, 'n']):,}"
+                          for c in cols if c in counts.index and c != "gap closed %")
+        out.append(f"### Recognizer `{base}`\n\n{table.to_markdown(index=False)}\n\n"
+                   f"k = conditions averaged, n = measurements summed over them (probe/gallery "
+                   f"pairs for TPIR, LFW pairs, faces for PSNR/SSIM): {notes}.\n")
+    return "\n".join(out)

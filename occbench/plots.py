@@ -1,0 +1,183 @@
+"""Figures from the tidy results table alone (no recomputation), in the paper's layout.
+
+* :func:`fig7` (paper Fig. 7), one row per occlusion form (rectangle, text), one line per
+  model (completer, or ``occluded (resnet50-occ)`` for a -occ recognizer), for one base
+  recognizer: TPIR vs rank (largest D), TPIR@1 vs number of distractors D (log scale), both
+  averaged over positions and sizes; TPIR@1 vs occlusion size and SSIM vs size, one panel
+  per position.
+* :func:`fig8` (paper Fig. 8): landmark NME vs size per position and form.
+
+Bands are the 95 % intervals stored in the table (per condition), or for averaged lines the
+combined half-width of :func:`occbench.report.average`. Each figure is written as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from occbench.imageio import atomic_write
+from occbench.report import FORMS, MODEL_ORDER, POSITIONS, average, base_recognizer, headline_rows
+from occbench.results import NONE
+
+FORM_TITLES = {"rect": "rectangle (a = area ratio)", "text": "text (h = height ratio)"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    return plt, sns
+
+
+def _label(model: str, recognizer: str, base: str) -> str:
+    return model if recognizer == base else f"{model} ({recognizer})"
+
+
+def _lines(df: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Rows of recognizers with this base, with a ``line`` label per (model, recognizer)."""
+    df = df[df.recognizer.map(base_recognizer) == base].copy()
+    df["line"] = [_label(m, r, base) for m, r in zip(df.model, df.recognizer, strict=True)]
+    return df
+
+
+def _line_order(labels) -> list[str]:
+    def key(label: str):
+        model = label.split(" (")[0]
+        return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), label)
+
+    return sorted(set(labels), key=key)
+
+
+def _draw(ax, data: pd.DataFrame, x: str, palette: dict, order: list[str], scale: float = 1.0,
+          marker: str | None = "o") -> None:
+    """One line per ``line`` with its band: ``value`` +- ``half`` (or ci_low..ci_high)."""
+    for label in order:
+        d = data[data.line == label].sort_values(x)
+        if d.empty:
+            continue
+        y = d.value.to_numpy() * scale
+        if "half" in d:
+            lo, hi = y - d.half.to_numpy() * scale, y + d.half.to_numpy() * scale
+        else:
+            lo, hi = d.ci_low.to_numpy() * scale, d.ci_high.to_numpy() * scale
+        ax.plot(d[x], y, marker=marker, markersize=3.5, label=label, color=palette[label])
+        if np.isfinite(lo).any():
+            ax.fill_between(d[x], lo, hi, alpha=0.18, color=palette[label], linewidth=0)
+
+
+def _save(fig, out: Path, stem: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out / f"{stem}.{ext}"
+        atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=160,
+                                                            bbox_inches="tight"))
+        paths.append(path)
+    return paths
+
+
+def _palette(sns, order: list[str]) -> dict:
+    return dict(zip(order, sns.color_palette("tab10", max(len(order), 3)), strict=False))
+
+
+def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
+    """Paper Fig. 7 for ``recognizer`` (and its -occ variant) -> fig7_<recognizer>.png/pdf."""
+    plt, sns = _plt()
+    df = _lines(df, recognizer)
+    ident = df[(df.protocol == "identification") & (df.metric == "tpir") & (df.form != NONE)]
+    if ident.empty:
+        raise ValueError(f"no identification rows for recognizer {recognizer!r}")
+    heads = headline_rows(df)
+    order = _line_order(df.line)
+    palette = _palette(sns, order)
+    forms = [f for f in FORMS if f in set(ident.form)]
+    positions = [p for p in POSITIONS if p in set(ident.position)]
+    ncols = 2 + 2 * len(positions)
+    fig, axes = plt.subplots(len(forms), ncols, figsize=(2.6 * ncols, 2.6 * len(forms) + 0.6),
+                             squeeze=False)
+    dmax = ident.groupby("line").D.transform("max")
+    for i, form in enumerate(forms):
+        f_ident = ident[ident.form == form]
+        # TPIR vs rank at the largest D
+        cmc = f_ident[(f_ident.D == dmax[f_ident.index]) & (f_ident["rank"] <= 1000)]
+        ax = axes[i, 0]
+        _draw(ax, average(cmc, ["line", "rank"]), "rank", palette, order, 100, marker=None)
+        ax.set_xscale("log")
+        ax.set(xlabel="rank", ylabel=f"{FORM_TITLES[form]}\nTPIR %", title="TPIR vs rank")
+        # TPIR@1 vs D
+        byd = f_ident[f_ident["rank"] == 1]
+        ax = axes[i, 1]
+        _draw(ax, average(byd, ["line", "D"]), "D", palette, order, 100)
+        ax.set_xscale("log")
+        ax.set(xlabel="distractors D", ylabel="TPIR@1 %", title="TPIR@1 vs D")
+        top = heads.get("tpir1", pd.DataFrame())
+        ssim = heads.get("ssim", pd.DataFrame())
+        for j, pos in enumerate(positions):
+            ax = axes[i, 2 + j]
+            sub = top[(top.form == form) & (top.position == pos)] if len(top) else top
+            _draw(ax, sub, "size", palette, order, 100)
+            ax.set(xlabel="size", ylabel="TPIR@1 %" if j == 0 else "", title=f"TPIR@1, {pos}")
+            ax = axes[i, 2 + len(positions) + j]
+            sub = ssim[(ssim.form == form) & (ssim.position == pos)] if len(ssim) else ssim
+            _draw(ax, sub, "size", palette, order)
+            ax.set(xlabel="size", ylabel="SSIM" if j == 0 else "", title=f"SSIM, {pos}")
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
+               bbox_to_anchor=(0.5, 1.0 + 0.02), frameon=False)
+    fig.suptitle(f"Recognizer {recognizer}: FaceScrub probes, LFW distractors", y=1.06)
+    fig.tight_layout()
+    paths = _save(fig, out, f"fig7_{recognizer}")
+    plt.close(fig)
+    return paths
+
+
+def fig8(df: pd.DataFrame, out: Path, recognizer: str | None = None) -> list[Path]:
+    """Paper Fig. 8: landmark NME vs size per position (rows: forms) -> fig8_landmarks."""
+    plt, sns = _plt()
+    lm = df[(df.protocol == "landmarks") & (df.metric == "nme") & (df.form != NONE)]
+    if recognizer is not None:
+        lm = lm[lm.recognizer == recognizer]
+    if lm.empty:
+        raise ValueError("no landmark rows in the results table")
+    # landmarks do not depend on the recognizer: one line per completer
+    lm = lm.drop_duplicates(["model", "dataset", "form", "position", "size"]).copy()
+    lm["line"] = lm.model
+    order = _line_order(lm.line)
+    palette = _palette(sns, order)
+    forms = [f for f in FORMS if f in set(lm.form)]
+    positions = [p for p in POSITIONS if p in set(lm.position)]
+    fig, axes = plt.subplots(len(forms), len(positions),
+                             figsize=(2.8 * len(positions), 2.6 * len(forms) + 0.5),
+                             squeeze=False, sharey=True)
+    for i, form in enumerate(forms):
+        for j, pos in enumerate(positions):
+            ax = axes[i, j]
+            _draw(ax, lm[(lm.form == form) & (lm.position == pos)], "size", palette, order)
+            ax.set(xlabel="size", title=f"{form}, {pos}",
+                   ylabel="NME (outer-eye distance)" if j == 0 else "")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
+               bbox_to_anchor=(0.5, 1.0 + 0.03), frameon=False)
+    fig.suptitle("68-point landmark error against the clean face's landmarks (LFW)", y=1.08)
+    fig.tight_layout()
+    paths = _save(fig, out, "fig8_landmarks")
+    plt.close(fig)
+    return paths
+
+
+def all_figures(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Fig. 7 for each base recognizer in the table, and Fig. 8 when landmark rows exist."""
+    paths = []
+    ident = df[(df.protocol == "identification") & (df.form != NONE)]
+    for base in sorted(set(ident.recognizer.map(base_recognizer))):
+        paths += fig7(df, base, out)
+    if not df[(df.protocol == "landmarks") & (df.metric == "nme")].empty:
+        paths += fig8(df, out)
+    return paths

@@ -1,0 +1,101 @@
+"""Table I, Fig. 7/8 and the report CLI on hand-built results tables (figures checked by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from occbench.cli import main
+from occbench.report import average, table1, table1_markdown, write_report
+from occbench.results import Row, rows_to_frame
+
+
+def _tpir(model, rec, form, pos, size, value, half=0.02, D=1000, rank=1, n=100):
+    return Row(model, rec, "facescrub", "identification", form, pos, size, "tpir", value, n,
+               value - half, value + half, D=D, rank=rank)
+
+
+def _frame():
+    rows = []
+    # occluded: clean 0.80; rect eyes 0.40 / 0.60 over two sizes (mean 0.50); text eyes 0.70
+    # c2fdan: rect eyes 0.60 / 0.70 (mean 0.65), text eyes 0.75; clean condition 0.80
+    for model, clean, rect, text in (("occluded", 0.80, (0.40, 0.60), 0.70),
+                                     ("c2fdan", 0.80, (0.60, 0.70), 0.75)):
+        for D in (10, 1000):
+            rows.append(_tpir(model, "dlib", "none", "none", 0.0, clean, D=D))
+            for size, v in zip((0.05, 0.1), rect, strict=True):
+                rows.append(_tpir(model, "dlib", "rect", "eyes", size, v, D=D))
+            rows.append(_tpir(model, "dlib", "text", "eyes", 0.3, text, D=D))
+        for rank in (2, 5):
+            rows.append(_tpir(model, "dlib", "rect", "eyes", 0.1, 0.9, rank=rank))
+        rows.append(Row(model, "dlib", "lfw", "verification", "rect", "eyes", 0.1, "accuracy",
+                        0.95, 6000, 0.94, 0.96))
+        rows.append(Row(model, "dlib", "facescrub", "reconstruction", "rect", "eyes", 0.1,
+                        "ssim", 0.9 if model == "c2fdan" else 0.8, 50, 0.79, 0.81))
+        rows.append(Row(model, "dlib", "lfw", "landmarks", "rect", "eyes", 0.1, "nme",
+                        0.05, 100, 0.04, 0.06))
+    # the paper's ResNet-50-occ row: the occluded faces with an occlusion-trained recognizer
+    rows.append(_tpir("occluded", "dlib-occ", "rect", "eyes", 0.1, 0.62))
+    return rows_to_frame(rows, {"test": True})
+
+
+def test_average_combines_half_widths():
+    df = pd.DataFrame({"g": ["a", "a"], "value": [0.4, 0.6], "ci_low": [0.38, 0.57],
+                       "ci_high": [0.42, 0.63], "n": [10, 20]})
+    out = average(df, ["g"]).iloc[0]
+    assert out.value == pytest.approx(0.5)
+    assert out.half == pytest.approx(math.sqrt(0.02**2 + 0.03**2) / 2)
+    assert out.n == 30 and out.k == 2
+
+
+def test_table1_hand_computed():
+    t = table1(_frame()).set_index(["model", "recognizer", "column"])
+    v = t["value"]
+    # largest D only (1000): sizes averaged per position
+    assert v[("occluded", "dlib", "TPIR@1 rect eyes")] == pytest.approx(50.0)
+    assert v[("occluded", "dlib", "TPIR@1 text")] == pytest.approx(70.0)
+    # avg over the three occluded conditions (2 rect sizes + 1 text)
+    assert v[("occluded", "dlib", "TPIR@1 avg")] == pytest.approx(100 * (0.4 + 0.6 + 0.7) / 3)
+    assert v[("c2fdan", "dlib", "TPIR@1 avg")] == pytest.approx(100 * (0.6 + 0.7 + 0.75) / 3)
+    assert v[("c2fdan", "dlib", "TPIR@1 clean")] == pytest.approx(80.0)
+    low, high = (0.4 + 0.6 + 0.7) / 3, 0.80
+    c2 = (0.6 + 0.7 + 0.75) / 3
+    assert v[("c2fdan", "dlib", "gap closed %")] == pytest.approx(100 * (c2 - low) / (high - low))
+    assert v[("occluded", "dlib", "gap closed %")] == pytest.approx(0.0)
+    # the -occ recognizer is measured against its base recognizer's occluded/clean figures
+    assert v[("occluded", "dlib-occ", "gap closed %")] == pytest.approx(
+        100 * (0.62 - low) / (high - low))
+    assert v[("c2fdan", "dlib", "SSIM")] == pytest.approx(0.9)
+    assert v[("c2fdan", "dlib", "LFW rect")] == pytest.approx(95.0)
+    assert t.loc[("occluded", "dlib", "TPIR@1 rect eyes"), "k"] == 2
+    md = table1_markdown(table1(_frame()))
+    assert "### Recognizer `dlib`" in md and "occluded (dlib-occ)" in md
+    assert "50.00 ±1.41" in md  # two half-widths of 2 points: sqrt(2^2 + 2^2) / 2
+
+
+def test_write_report_files(tmp_path):
+    md = write_report(_frame(), tmp_path)
+    assert (tmp_path / "report.md").read_text() == md
+    t1 = pd.read_csv(tmp_path / "table1.csv")
+    assert {"model", "recognizer", "column", "value", "half", "n", "k"} <= set(t1.columns)
+    assert len(pd.read_csv(tmp_path / "results.csv")) == len(_frame())
+
+
+def test_plot_cli_writes_figures(tmp_path, capsys):
+    _frame().to_parquet(tmp_path / "results.parquet")
+    assert main(["plot", "--results", str(tmp_path), "--out", str(tmp_path / "fig")]) == 0
+    names = sorted(p.name for p in (tmp_path / "fig").iterdir())
+    assert names == ["fig7_dlib.pdf", "fig7_dlib.png", "fig8_landmarks.pdf",
+                     "fig8_landmarks.png"]
+    assert all((tmp_path / "fig" / n).stat().st_size > 5000 for n in names)
+
+
+def test_plot_cli_errors(tmp_path, capsys):
+    assert main(["plot", "--results", str(tmp_path / "missing")]) == 2
+    assert "no results table" in capsys.readouterr().err
+    _frame().to_parquet(tmp_path / "results.parquet")
+    assert main(["plot", "--results", str(tmp_path), "--recognizer", "nope",
+                 "--out", str(tmp_path / "fig")]) == 2
+    assert "no identification rows for recognizer 'nope'" in capsys.readouterr().err
