@@ -198,6 +198,12 @@ class Runner:
     def features(self, condition: Condition):
         """Stores for probe-set images and pair images under ``condition`` (computed if needed)."""
         c = self.completer
+        if c.outputs_clean:  # an oracle: the clean faces' features serve every condition
+            store = self._store("none", CLEAN)
+            for faces, what in ((self.probe_faces, self.config.probes),
+                                (self.pair_faces, "lfw-pairs")):
+                self._fill(store, faces, CLEAN, None, f"clean faces {what}")
+            return store
         tag = f"{c.name}@{c.version}"
         store = self._store(tag, condition)
         for faces, what in ((self.probe_faces, self.config.probes), (self.pair_faces, "lfw-pairs")):

@@ -244,3 +244,22 @@ def test_report_writes_markdown_and_csv(small_run, tmp_path, capsys):
               & (df.form == "rect")].value.iloc[0]
     assert f"{100 * tpir:.2f}" in md  # the table shows the stored figure
     assert len(pd.read_csv(tmp_path / "results.csv")) == len(df)
+
+
+def test_clean_oracle_reuses_the_clean_features(small_run, data_root, monkeypatch):
+    """The oracle's every condition is the clean faces: its TPIR/accuracy under an occlusion
+    equal the clean condition's, from one set of clean features (no per-condition store)."""
+    base, occluded = small_run
+    monkeypatch.setenv("OCCBENCH_CACHE", str(base / "cache"))
+    assert _run_cli(data_root, base / "oracle", "--model", "clean", "--position", "eyes",
+                    "--form", "rect", "--size", "0.1") == 0
+    df = read_results(base / "oracle")
+    head = df[df.metric.isin(["tpir", "accuracy"]) & (df["rank"] <= 1)]
+    by_form = head.set_index(["protocol", "D", "form"]).value
+    for protocol, D in {(p, d) for p, d, _ in by_form.index}:
+        assert by_form[(protocol, D, "rect")] == by_form[(protocol, D, "none")]
+    clean_rows = occluded[(occluded.form == "none") & occluded.metric.isin(["tpir", "accuracy"])
+                          & (occluded["rank"] <= 1)]
+    assert np.allclose(sorted(clean_rows.value), sorted(head[head.form == "none"].value))
+    assert not list((base / "cache").rglob("*clean@*"))  # no store keyed by the oracle
+    assert "reconstruction" not in set(df.protocol)

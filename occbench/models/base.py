@@ -21,6 +21,10 @@ class Completer(ABC):
 
     name: str = ""
     version: str = "1"
+    # True for an oracle that returns the clean faces whatever the occlusion: the runner then
+    # embeds the clean faces once and reuses them for every condition (no per-condition
+    # features, and no reconstruction figures: they would be PSNR inf, SSIM 1).
+    outputs_clean: bool = False
 
     @abstractmethod
     def complete(

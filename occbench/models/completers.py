@@ -25,6 +25,7 @@ class CleanCompleter(Completer):
     """Oracle: returns the clean face (upper bound). Needs the clean images."""
 
     name = "clean"
+    outputs_clean = True
 
     def complete(self, occluded, clean=None):
         if clean is None:
