@@ -71,15 +71,14 @@ def _split(value: str | None, cast=str):
     return None if value in (None, "", "all") else tuple(cast(v) for v in value.split(","))
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from occbench.paths import resolve_data_root
-    from occbench.report import summary_table
-    from occbench.runner import DEFAULT_PROTOCOLS, RunConfig, run
+def _run_config(args: argparse.Namespace, model: str, recognizer: str):
+    """The RunConfig of ``run``/``sweep`` options."""
+    from occbench.runner import DEFAULT_PROTOCOLS, RunConfig
 
     defaults = RunConfig.__dataclass_fields__
-    config = RunConfig(
-        model=args.model,
-        recognizer=args.recognizer,
+    return RunConfig(
+        model=model,
+        recognizer=recognizer,
         forms=_split(args.form) or defaults["forms"].default,
         positions=_split(args.position) or defaults["positions"].default,
         sizes=_split(args.size, float),
@@ -90,11 +89,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         batch_size=args.batch_size,
     )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from occbench.paths import resolve_data_root
+    from occbench.report import summary_table
+    from occbench.runner import run
+
+    config = _run_config(args, args.model, args.recognizer)
     frame = run(config, resolve_data_root(args.data), Path(args.out), progress=not args.quiet)
     if frame is not None:
         print(summary_table(frame).to_string())
         timings = ", ".join(f"{k} {v:.1f} s" for k, v in frame.attrs.get("timings", {}).items())
         print(f"\n{len(frame)} rows merged into {Path(args.out) / 'results.parquet'} ({timings})")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from occbench.paths import resolve_data_root
+    from occbench.report import write_report
+    from occbench.sweep import sweep
+
+    base = _run_config(args, model="occluded", recognizer="dlib")
+    models, recognizers = _split(args.models), _split(args.recognizers)
+    if not models or not recognizers:
+        raise OccbenchError("--models and --recognizers name at least one model each")
+    status = sweep(list(models), list(recognizers), base, resolve_data_root(args.data),
+                   Path(args.out), force=args.force, progress=not args.quiet)
+    from occbench.results import read_results
+
+    print(write_report(read_results(args.out)))
+    print(", ".join(f"{m} x {r}: {s}" for m, r, s in status))
     return 0
 
 
@@ -163,6 +188,29 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Occlusion, protocol and output options shared by ``run`` and ``sweep``."""
+    p.add_argument("--form", default=None, help="rect,text (default both)")
+    p.add_argument("--position", default=None,
+                       help="comma list of eyes,nose,mouth,outside (default all four)")
+    p.add_argument("--size", default=None,
+                       help="comma list of sizes (default the paper's: a 0.05,0.1,0.15; h 0.1,0.3,0.5)")
+    p.add_argument("--protocol", default=None,
+                       help="comma list of identification,verification,reconstruction,landmarks "
+                            "(default the first three)")
+    p.add_argument("--distractors", type=int, default=None,
+                       help="largest number of distractors D (default all available)")
+    p.add_argument("--exclude", default=None,
+                       help="noise/exclusion list file of distractor keys or names to drop")
+    p.add_argument("--seed", type=int, default=0, help="occlusion and subset seed (default 0)")
+    p.add_argument("--limit", type=int, default=None,
+                       help="at most N images of each set (quick runs)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    p.add_argument("--out", default="occbench-results",
+                       help="folder of results.parquet (default ./occbench-results)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="occbench",
@@ -201,26 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--model", default="occluded",
                        help="completer under test (default occluded; see `occbench models`)")
     p_run.add_argument("--recognizer", default="dlib", help="recognizer (default dlib)")
-    p_run.add_argument("--form", default=None, help="rect,text (default both)")
-    p_run.add_argument("--position", default=None,
-                       help="comma list of eyes,nose,mouth,outside (default all four)")
-    p_run.add_argument("--size", default=None,
-                       help="comma list of sizes (default the paper's: a 0.05,0.1,0.15; h 0.1,0.3,0.5)")
-    p_run.add_argument("--protocol", default=None,
-                       help="comma list of identification,verification,reconstruction,landmarks "
-                            "(default the first three)")
-    p_run.add_argument("--distractors", type=int, default=None,
-                       help="largest number of distractors D (default all available)")
-    p_run.add_argument("--exclude", default=None,
-                       help="noise/exclusion list file of distractor keys or names to drop")
-    p_run.add_argument("--seed", type=int, default=0, help="occlusion and subset seed (default 0)")
-    p_run.add_argument("--limit", type=int, default=None,
-                       help="at most N images of each set (quick runs)")
-    p_run.add_argument("--batch-size", type=int, default=None, help="images per batch")
-    p_run.add_argument("--out", default="occbench-results",
-                       help="folder of results.parquet (default ./occbench-results)")
-    p_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_options(p_run)
     p_run.set_defaults(func=_cmd_run)
+
+    p_sw = sub.add_parser("sweep", help="every model x recognizer into one results table")
+    _add_data_arg(p_sw)
+    p_sw.add_argument("--models", default="occluded,clean",
+                      help="completers, comma-separated (default occluded,clean)")
+    p_sw.add_argument("--recognizers", default="dlib",
+                      help="recognizers, comma-separated (default dlib)")
+    _add_run_options(p_sw)
+    p_sw.add_argument("--force", action="store_true",
+                      help="redo parts sweep.json records as finished")
+    p_sw.set_defaults(func=_cmd_sweep)
 
     p_rep = sub.add_parser("report", help="markdown and CSV tables from a results table")
     p_rep.add_argument("--results", default="occbench-results",

@@ -85,7 +85,8 @@ def _barrier(world: int) -> None:
 class Runner:
     """Holds the loaded data, models and caches of one run."""
 
-    def __init__(self, config: RunConfig, data_root: Path, cache: Path, progress: bool = True):
+    def __init__(self, config: RunConfig, data_root: Path, cache: Path, progress: bool = True,
+                 memo: dict | None = None):
         from occbench.align import ALIGN_VERSION
         from occbench.models import create_completer, create_recognizer
 
@@ -98,6 +99,8 @@ class Runner:
         self.align_version = str(ALIGN_VERSION)
         self.rank, self.world = _dist_env()
         self.timings: dict[str, float] = {}
+        # aligned faces by (set, keys), shared between the runs of one sweep
+        self.memo = memo if memo is not None else {}
 
     # ---- data -------------------------------------------------------------------------
     def _aligned(self, name: str, keys: list[str] | None = None):
@@ -105,6 +108,9 @@ class Runner:
         from occbench.align import align_dataset
         from occbench.data import load_dataset
 
+        memo_key = (name, str(self.data_root), tuple(keys) if keys is not None else None)
+        if memo_key in self.memo:
+            return self.memo[memo_key]
         ds = load_dataset(name, self.data_root)
         if keys is not None:
             wanted = set(keys)
@@ -114,6 +120,7 @@ class Runner:
         _barrier(self.world)
         if self.rank != 0:
             faces = align_dataset(ds, progress=False)
+        self.memo[memo_key] = faces
         return faces
 
     def load(self) -> None:
@@ -334,11 +341,14 @@ class Runner:
 
 
 def run(config: RunConfig, data_root: Path, out: Path, *, cache: Path | None = None,
-        progress: bool = True) -> pd.DataFrame | None:
-    """Run, merge the rows into ``out/results.parquet`` and return this run's rows (rank 0)."""
+        progress: bool = True, memo: dict | None = None) -> pd.DataFrame | None:
+    """Run, merge the rows into ``out/results.parquet`` and return this run's rows (rank 0).
+
+    ``memo``: a dict shared between runs of one process (a sweep) to align/load each set once.
+    """
     from occbench.paths import cache_root
 
-    runner = Runner(config, data_root, cache or cache_root(), progress=progress)
+    runner = Runner(config, data_root, cache or cache_root(), progress=progress, memo=memo)
     rows = runner.run()
     if runner.rank != 0:
         return None

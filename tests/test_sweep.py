@@ -1,0 +1,37 @@
+"""`occbench sweep` on a small slice of the real data: every part lands in one table, a
+second sweep skips the finished parts, unknown names fail before any work."""
+
+from __future__ import annotations
+
+import json
+
+from occbench.cli import main
+from occbench.results import read_results
+
+
+def _sweep(data_root, out, *extra):
+    return main(["sweep", "--data", str(data_root), "--out", str(out), "--limit", "20",
+                 "--quiet", "--form", "rect", "--position", "eyes", "--size", "0.1",
+                 "--protocol", "identification,reconstruction", *extra])
+
+
+def test_sweep_runs_every_part_once(data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    assert _sweep(data_root, out, "--models", "occluded,clean", "--recognizers", "dlib") == 0
+    df = read_results(out)
+    assert set(df.model) == {"occluded", "clean"}
+    state = json.loads((out / "sweep.json").read_text())
+    assert sorted(v["model"] for v in state["done"].values()) == ["clean", "occluded"]
+    assert "Table I" in capsys.readouterr().out
+    created = df.created.copy()
+    assert _sweep(data_root, out, "--models", "occluded,clean", "--recognizers", "dlib") == 0
+    assert "occluded x dlib: skipped, clean x dlib: skipped" in capsys.readouterr().out
+    assert (read_results(out).created == created).all()  # nothing recomputed or rewritten
+
+
+def test_sweep_unknown_name_fails_first(data_root, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert _sweep(data_root, out, "--models", "occluded,nope") == 2
+    assert "unknown completer 'nope'; known completers:" in capsys.readouterr().err
+    assert not (out / "results.parquet").exists()
