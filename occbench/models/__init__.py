@@ -27,6 +27,7 @@ _BUILTIN_MODULES = (
     "occbench.models.completers",
     "occbench.models.dlib_recognizer",
     "baselines.resnet50.adapter",
+    "baselines.bvmr.adapter",
 )
 _loaded = False
 

@@ -22,6 +22,7 @@ REPO_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 TRAINABLE: dict[str, tuple[str, str]] = {
     "resnet50": ("resnet50", "baselines.resnet50.task:make_task"),
     "resnet50-occ": ("resnet50", "baselines.resnet50.task:make_task"),
+    "bvmr": ("bvmr", "baselines.bvmr.task:make_task"),
 }
 
 
