@@ -27,7 +27,8 @@ Configurations (``CONFIGS``, timm style; :func:`create`):
   motif decoder): 20,514,919 parameters (about 20.5M, as published; the fully convolutional
   network's count does not depend on the 112x112 input).
 * ``small``: start_filters 8, 1 residual unit per stage, same topology (shared depth 2, all
-  three decoders): 688,927 parameters; its config trains on two CPU cores in about 17 min.
+  three decoders): 688,927 parameters; its config (1,500 steps of 32) trains on two free CPU cores in
+  about a quarter of an hour.
 
 ``BVMR(x)`` returns ``(image, mask)`` (what :class:`occbench.models.torch_adapter.
 TorchCompleter` needs); ``BVMR(x, motif=True)`` returns ``(image, mask, motif)`` (training).
