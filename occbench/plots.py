@@ -119,11 +119,19 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
         ax.set(xlabel="distractors D", ylabel="TPIR@1 %", title="TPIR@1 vs D")
         top = heads.get("tpir1", pd.DataFrame())
         ssim = heads.get("ssim", pd.DataFrame())
+        clean = top[top.form == NONE] if len(top) else top
         for j, pos in enumerate(positions):
             ax = axes[i, 2 + j]
+            if j:  # positions side by side on one scale
+                ax.sharey(axes[i, 2])
+                axes[i, 2 + len(positions) + j].sharey(axes[i, 2 + len(positions)])
             sub = top[(top.form == form) & (top.position == pos)] if len(top) else top
             _draw(ax, sub, "size", palette, order, 100)
-            ax.set(xlabel="size", ylabel="TPIR@1 %" if j == 0 else "", title=f"TPIR@1, {pos}")
+            for r in clean.itertuples():  # the clean end of the gap, dashed
+                if r.line in palette:
+                    ax.axhline(100 * r.value, ls="--", lw=0.9, color=palette[r.line])
+            ax.set(xlabel="size", ylabel="TPIR@1 % (dashed: clean)" if j == 0 else "",
+                   title=f"TPIR@1, {pos}")
             ax = axes[i, 2 + len(positions) + j]
             sub = ssim[(ssim.form == form) & (ssim.position == pos)] if len(ssim) else ssim
             _draw(ax, sub, "size", palette, order)
