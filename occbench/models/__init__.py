@@ -28,6 +28,7 @@ _BUILTIN_MODULES = (
     "occbench.models.dlib_recognizer",
     "baselines.resnet50.adapter",
     "baselines.bvmr.adapter",
+    "baselines.c2fdan.adapter",
 )
 _loaded = False
 

@@ -23,6 +23,11 @@ TRAINABLE: dict[str, tuple[str, str]] = {
     "resnet50": ("resnet50", "baselines.resnet50.task:make_task"),
     "resnet50-occ": ("resnet50", "baselines.resnet50.task:make_task"),
     "bvmr": ("bvmr", "baselines.bvmr.task:make_task"),
+    "c2fdan": ("c2fdan", "baselines.c2fdan.task:make_task"),
+    "c2fdan-coarse": ("c2fdan", "baselines.c2fdan.task:make_task"),
+    "c2fdan-no-cross": ("c2fdan", "baselines.c2fdan.task:make_task"),
+    "c2fdan-no-self": ("c2fdan", "baselines.c2fdan.task:make_task"),
+    "c2fdan-no-local": ("c2fdan", "baselines.c2fdan.task:make_task"),
 }
 
 

@@ -1,0 +1,46 @@
+"""Completers ``c2fdan``, ``c2fdan-coarse``, ``c2fdan-no-cross``, ``c2fdan-no-self`` and
+``c2fdan-no-local``: the C2FDAN generator (Hörmann et al., FG 2021, III-B) and its Table I
+ablations, trained here.
+
+Weights: ``baselines/c2fdan/weights/<name>-<arch>.safetensors`` (default arch ``small``;
+provenance in the .json beside them; ``occbench train <name> --config small --data ROOT``
+makes them), loaded with no network access; ``weights=PATH`` loads another file. A missing
+file raises OccbenchError naming the training command.
+
+Output: the final completed face I_f,r = (1 - M) I + M I_f (I_c,r for ``c2fdan-coarse``), as
+the network composes it (Eq. 2; so ``compose=False`` here: composing again would blend twice),
+and the predicted mask M.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from baselines.c2fdan.model import VARIANTS, create
+from occbench.models import register_completer
+from occbench.models.torch_adapter import TorchCompleter
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+class C2FDANCompleter(TorchCompleter):
+    """``create_completer("c2fdan", arch="small", weights=None, device=None)`` (any variant)."""
+
+    weights_dir = WEIGHTS
+    compose = False  # the generator returns the composed image already
+
+    def build(self, arch: str) -> nn.Module:
+        return create(arch, self.name)  # forward(x) -> (I_f,r, M)
+
+
+def _register(name: str) -> None:
+    @register_completer(name)
+    def factory(arch: str = "small", weights: str | Path | None = None,
+                device: str | None = None) -> C2FDANCompleter:
+        return C2FDANCompleter(name, arch, weights, device)
+
+
+for _name in VARIANTS:
+    _register(_name)

@@ -1,0 +1,263 @@
+"""Training task of C2FDAN and its Table I ablations (``occbench train c2fdan``,
+``c2fdan-coarse``, ``c2fdan-no-cross``, ``c2fdan-no-self``, ``c2fdan-no-local``) on aligned
+CelebA faces: Hörmann et al., FG 2021, sections III-C (losses) and IV-A (training).
+
+Data: every face flipped (p = 1/2) and occluded (``options.occlusion_p``, default 1.0) by the
+shared sampler :func:`occbench.occlusion.sample_training_occlusion` (rect a ~ U[0.01, 0.15]
+or text h ~ U[0.05, 0.5], random position and colour), as in IV-A.
+
+Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default: one epoch):
+
+1. **Coarse network alone**, pixel losses only: lambda_m = 1, lambda_occ = 3, lambda_nocc = 1
+   (``options.stage1_weights``), learning rate ``options.lr_coarse_stage1`` (2e-4).
+2. **Whole network as a GAN**: per step the discriminators (Eq. 12), then the generator
+   (Eq. 4: lambda_m = 10, lambda_occ = 3, lambda_nocc = 1, lambda_per = 0.1, lambda_style = 240,
+   lambda_adv = 1; ``options.weights``), each with its own Adam. Learning rates: ``lr``
+   (1e-4) for the new weights (fine network, discriminators), ``options.lr_coarse`` (5e-5)
+   for the pretrained coarse network. The pixel L1 losses are on the coarse output I_c
+   (``options.pixel_on_fine``: also on I_f, the starred row of Table I); perceptual and style
+   losses on I_f and I_f,r, on ``block1`` and ``block3`` of the frozen in-repo recognizer
+   (``options.recognizer``: ResNet-v2 ``small`` with the committed ``resnet50-small`` weights,
+   the only recognizer weights shipped; ``options.recognizer_weights`` names another file);
+   the adversarial loss on I_f,r, the mean over the seven discriminators (two without the
+   local ones, ``c2fdan-no-local``).
+
+``c2fdan-coarse`` trains stage 1 only, for all the config's steps.
+
+The loop's schedule is one global factor; each stage's learning rates above are those of its
+first step (``lr_scale`` of each parameter group is set so), the schedule's factor relative to
+that step applies within the stage. The paper's schedule (x0.1 every epoch, from the start of
+stage 2) is ``schedule: step`` with ``decay_every`` = ``stage1_steps`` = one epoch.
+
+Mechanics: the phases are ``("c", "d", "g")`` (``("c",)`` for the coarse-only variant), each
+with its own optimiser: ``c`` = stage-1 coarse network, ``d`` = discriminators, ``g`` = stage-2
+generator, so stage 2 starts with fresh Adam moments, as the paper's reload of the coarse
+weights does. A phase idle in the current stage returns 0 times a dummy scalar parameter of
+its own (its optimiser's only gradient: a zero, which moves nothing). The step count lives in
+a buffer of the trained module, so a resumed run knows its stage. The generator pass of the
+``d`` phase is kept for the ``g`` phase of the same step (the generator does not change in
+between): one generator forward per step.
+
+Configs: ``paper`` = width 64, batch 8, 6 epochs of the 5,797 CelebA faces here (724 steps
+each: 724 steps of stage 1, 3,620 of stage 2, x0.1 every epoch), Adam (0.9, 0.999), for a GPU.
+``small`` = width 16, batch 16 (see its docstring in ``configs/small.json`` notes below).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from baselines.c2fdan import losses as L
+from baselines.c2fdan.discriminators import Discriminators
+from baselines.c2fdan.model import Generator, arch_config, create, variant_config
+from occbench.models.torch_adapter import load_weights, to_unit
+from occbench.train.data import FaceDataset, LabelledFaces, load_celeba
+from occbench.train.loop import TrainConfig, lr_factor, steps_per_epoch
+
+RESNET_WEIGHTS = Path(__file__).resolve().parents[1] / "resnet50" / "weights"
+FEATURES = ("block1", "block3")
+STAGE1_WEIGHTS = {"mask": 1.0, "occ": 3.0, "nocc": 1.0}
+WEIGHTS = {"mask": 10.0, "occ": 3.0, "nocc": 1.0, "per": 0.1, "style": 240.0, "adv": 1.0}
+METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake"),
+           "g": ("bce", "l1_occ", "l1_nocc", "per", "style", "adv")}
+DEFAULTS = {"occlusion_p": 1.0, "stage1_steps": None, "lr_coarse_stage1": 2e-4,
+            "lr_coarse": 5e-5, "pixel_on_fine": False, "recognizer": "small",
+            "recognizer_weights": None}
+
+
+def load_recognizer(arch: str = "small", weights: str | Path | None = None) -> nn.Module:
+    """The frozen ResNet-v2 (eval mode, no gradients to its parameters) of the identity losses."""
+    from baselines.resnet50.model import create as create_resnet
+
+    net = create_resnet(arch)
+    load_weights(net, RESNET_WEIGHTS, "resnet50", arch, weights)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+class C2FDANTrainer(nn.Module):
+    """Generator, discriminators and the frozen recognizer; ``forward`` computes one phase's
+    loss (through ``forward`` so that DistributedDataParallel sees every pass).
+
+    ``forward(occluded, clean, mask, phase)`` -> (loss, {name: detached tensor}); images in
+    [-1, 1] (N, 3, 112, 112), mask (N, 1, 112, 112) in {0, 1}.
+    """
+
+    def __init__(self, generator: Generator, discriminators: Discriminators | None = None,
+                 recognizer: nn.Module | None = None, *, stage1_steps: int = 0,
+                 stage1_weights: dict | None = None, weights: dict | None = None,
+                 pixel_on_fine: bool = False):
+        super().__init__()
+        self.generator, self.discriminators, self.recognizer = generator, discriminators, recognizer
+        self.coarse_only = generator.fine is None
+        self.phases = ("c",) if self.coarse_only else ("c", "d", "g")
+        self.anchors = nn.ParameterDict({p: nn.Parameter(torch.zeros(())) for p in self.phases})
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self.stage1_steps = stage1_steps
+        self.stage1_weights = {**STAGE1_WEIGHTS, **(stage1_weights or {})}
+        self.weights = {**WEIGHTS, **(weights or {})}
+        self.pixel_on_fine = pixel_on_fine
+        self._kept = None  # (input tensor, generator outputs) of the d phase, for the g phase
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.recognizer is not None:
+            self.recognizer.eval()  # frozen: batch-norm statistics stay the pretrained ones
+        return self
+
+    def stage(self) -> int:
+        return 1 if self.coarse_only or int(self.step) < self.stage1_steps else 2
+
+    def idle(self, phase: str):
+        """0 (times the phase's dummy parameter) and its figures as 0, so that every step
+        reports the same names (no gaps in the provenance curve)."""
+        zero = torch.zeros((), device=self.step.device)
+        return self.anchors[phase] * 0.0, dict.fromkeys(METRICS[phase], zero)
+
+    def forward(self, occluded, clean, mask, phase: str):
+        stage = self.stage()
+        if phase == self.phases[-1]:
+            self.step += 1
+        if phase == "c":
+            return self.coarse_loss(occluded, clean, mask) if stage == 1 else self.idle(phase)
+        if stage == 1:
+            return self.idle(phase)
+        if phase == "d":
+            return self.discriminator_loss(occluded, clean)
+        return self.generator_loss(occluded, clean, mask)
+
+    def coarse_loss(self, occluded, clean, mask):
+        image, logits = self.generator.coarse(occluded)
+        w = self.stage1_weights
+        with torch.autocast(occluded.device.type, enabled=False):
+            parts = {"bce": L.mask_bce(logits, mask),
+                     "l1_occ": L.normalised_l1(image, clean, mask),
+                     "l1_nocc": L.normalised_l1(image, clean, mask, invert=True)}
+            loss = w["mask"] * parts["bce"] + w["occ"] * parts["l1_occ"] + w["nocc"] * parts["l1_nocc"]
+        return loss, {k: v.detach() for k, v in parts.items()}
+
+    def discriminator_loss(self, occluded, clean):
+        out = self.generator(occluded, full=True)
+        self._kept = (occluded, out)
+        fake = self.discriminators(out.final.detach(), occluded)
+        real = self.discriminators(clean, occluded)
+        with torch.autocast(occluded.device.type, enabled=False):
+            loss = L.discriminator_adversarial(real, fake)
+            d_real = torch.stack([L.log_prob(z).exp().mean() for z in real.values()]).mean()
+            d_fake = torch.stack([L.log_prob(z).exp().mean() for z in fake.values()]).mean()
+        return loss, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
+
+    def generator_loss(self, occluded, clean, mask):
+        kept, self._kept = self._kept, None
+        same = (kept is not None and kept[0].shape == occluded.shape
+                and torch.equal(kept[0], occluded))
+        out = kept[1] if same else self.generator(occluded, full=True)
+        with torch.no_grad():
+            target = self.recognizer.features(clean, FEATURES)
+        fine = self.recognizer.features(out.fine, FEATURES)
+        fine_r = self.recognizer.features(out.fine_r, FEATURES)
+        fake = self.discriminators(out.fine_r, occluded)
+        w = self.weights
+        with torch.autocast(occluded.device.type, enabled=False):
+            parts = {"bce": L.mask_bce(out.mask_logits, mask)}
+            images = [out.coarse] + ([out.fine] if self.pixel_on_fine else [])
+            parts["l1_occ"] = sum(L.normalised_l1(im, clean, mask) for im in images)
+            parts["l1_nocc"] = sum(L.normalised_l1(im, clean, mask, invert=True) for im in images)
+            parts["per"] = L.perceptual(fine, target) + L.perceptual(fine_r, target)
+            parts["style"] = L.style(fine, target) + L.style(fine_r, target)
+            parts["adv"] = L.generator_adversarial(fake)
+            loss = (w["mask"] * parts["bce"] + w["occ"] * parts["l1_occ"]
+                    + w["nocc"] * parts["l1_nocc"] + w["per"] * parts["per"]
+                    + w["style"] * parts["style"] + w["adv"] * parts["adv"])
+        return loss, {k: v.detach() for k, v in parts.items()}
+
+
+class C2FDANTask:
+    """``occbench train <name>`` on ``<data_root>/celeba`` (or the given ``faces``)."""
+
+    def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
+                 faces: LabelledFaces | None = None):
+        self.name, self.data_root, self.limit = name, Path(data_root), limit
+        self.variant = variant_config(name)
+        self.phases = ("c",) if not self.variant["fine"] else ("c", "d", "g")
+        self._faces = faces
+        self._cfg: TrainConfig | None = None
+        self._per_epoch = 1
+
+    @property
+    def faces(self) -> LabelledFaces:
+        if self._faces is None:
+            self._faces = load_celeba(self.data_root, limit=self.limit)
+        return self._faces
+
+    def describe(self) -> dict:
+        return self.faces.describe()
+
+    def options(self, cfg: TrainConfig) -> dict:
+        return {**DEFAULTS, **cfg.options}
+
+    def stage1_steps(self, cfg: TrainConfig) -> int:
+        steps = self.options(cfg)["stage1_steps"]
+        return self._per_epoch if steps is None else int(steps)
+
+    def build(self, cfg: TrainConfig) -> C2FDANTrainer:
+        self._cfg = cfg
+        opts = self.options(cfg)
+        generator = create(cfg.arch, self.name)
+        discriminators = recognizer = None
+        if self.variant["fine"]:
+            discriminators = Discriminators(arch_config(cfg.arch)["disc_width"],
+                                            self.variant["local"])
+            recognizer = load_recognizer(opts["recognizer"], opts["recognizer_weights"])
+        return C2FDANTrainer(generator, discriminators, recognizer,
+                             stage1_steps=self.stage1_steps(cfg),
+                             stage1_weights=opts.get("stage1_weights"),
+                             weights=opts.get("weights"), pixel_on_fine=opts["pixel_on_fine"])
+
+    def dataset(self, cfg: TrainConfig) -> FaceDataset:
+        data = FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
+                           occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self._per_epoch = max(1, steps_per_epoch(len(data), cfg.batch_size, world))
+        return data
+
+    def _scale(self, lr: float, step: int) -> float:
+        """lr_scale giving learning rate ``lr`` at ``step`` under the config's schedule."""
+        cfg = self._cfg
+        return lr / (cfg.lr * max(lr_factor(step, cfg, self._per_epoch), 1e-12))
+
+    def parameters(self, model: C2FDANTrainer, phase: str) -> list[dict]:
+        cfg, opts = self._cfg, self.options(self._cfg)
+        anchor = {"params": [model.anchors[phase]], "lr_scale": 1.0}
+        coarse = list(model.generator.coarse.parameters())
+        if phase == "c":
+            return [{"params": coarse, "lr_scale": self._scale(opts["lr_coarse_stage1"], 0)},
+                    anchor]
+        start = model.stage1_steps
+        if phase == "d":
+            return [{"params": list(model.discriminators.parameters()),
+                     "lr_scale": self._scale(cfg.lr, start)}, anchor]
+        return [{"params": coarse, "lr_scale": self._scale(opts["lr_coarse"], start)},
+                {"params": list(model.generator.fine.parameters()),
+                 "lr_scale": self._scale(cfg.lr, start)}, anchor]
+
+    def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig, phase: str = "c"):
+        occluded, clean = to_unit(batch["face"]), to_unit(batch["clean"])
+        mask = batch["mask"].unsqueeze(1).float()
+        loss, parts = model(occluded, clean, mask, phase)
+        return loss, {k: v.item() for k, v in parts.items()}
+
+    def weights(self, model: C2FDANTrainer) -> dict[str, torch.Tensor]:
+        """The generator alone (what the completer builds)."""
+        return dict(model.generator.state_dict())
+
+
+def make_task(name: str, data_root: str | Path, limit: int | None = None) -> C2FDANTask:
+    """The factory ``occbench.train.cli`` calls."""
+    return C2FDANTask(name, data_root, limit=limit)
