@@ -188,7 +188,6 @@ class C2FDANTask:
         self.phases = ("c",) if not self.variant["fine"] else ("c", "d", "g")
         self._faces = faces
         self._cfg: TrainConfig | None = None
-        self._per_epoch = 1
 
     @property
     def faces(self) -> LabelledFaces:
@@ -202,9 +201,15 @@ class C2FDANTask:
     def options(self, cfg: TrainConfig) -> dict:
         return {**DEFAULTS, **cfg.options}
 
+    def per_epoch(self, cfg: TrainConfig) -> int:
+        """Steps per epoch of each process (as the loop counts them)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return max(1, steps_per_epoch(len(self.faces), cfg.batch_size, world))
+
     def stage1_steps(self, cfg: TrainConfig) -> int:
+        """``options.stage1_steps``, or one epoch when it is null."""
         steps = self.options(cfg)["stage1_steps"]
-        return self._per_epoch if steps is None else int(steps)
+        return self.per_epoch(cfg) if steps is None else int(steps)
 
     def build(self, cfg: TrainConfig) -> C2FDANTrainer:
         self._cfg = cfg
@@ -221,16 +226,13 @@ class C2FDANTask:
                              weights=opts.get("weights"), pixel_on_fine=opts["pixel_on_fine"])
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
-        data = FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
+        return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
                            occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True)
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        self._per_epoch = max(1, steps_per_epoch(len(data), cfg.batch_size, world))
-        return data
 
     def _scale(self, lr: float, step: int) -> float:
         """lr_scale giving learning rate ``lr`` at ``step`` under the config's schedule."""
         cfg = self._cfg
-        return lr / (cfg.lr * max(lr_factor(step, cfg, self._per_epoch), 1e-12))
+        return lr / (cfg.lr * max(lr_factor(step, cfg, self.per_epoch(cfg)), 1e-12))
 
     def parameters(self, model: C2FDANTrainer, phase: str) -> list[dict]:
         cfg, opts = self._cfg, self.options(self._cfg)
