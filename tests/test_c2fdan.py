@@ -345,6 +345,13 @@ def test_stages_and_learning_rates_follow_the_paper(tmp_path, lfw_faces):
     assert lrs("d", 724) == pytest.approx([1e-4])
     assert lrs("g", 1448) == pytest.approx([5e-6, 1e-5])  # x0.1 every epoch
     assert lrs("g", 4343) == pytest.approx([5e-9, 1e-8])
+    cosine = _cfg(tmp_path, schedule="cosine", warmup=10, steps=100,
+                  options={"stage1_steps": 40})
+    task._cfg = cosine  # a warm-up: each stage's rates are its peak ones
+    peak_c = max(cosine.lr * lr_factor(s, cosine, per) * task.parameters(model, "c")[0]["lr_scale"]
+                 for s in range(40))
+    assert peak_c == pytest.approx(2e-4)
+    task._cfg = cfg
     groups = task.parameters(model, "g")
     assert sum(len(g["params"]) for g in groups[:-1]) == len(list(model.generator.parameters()))
     few = LabelledFaces("lfw", None, lfw_faces[:2], np.zeros(2, np.int64), ["x"], ["0", "1"])

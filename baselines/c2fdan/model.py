@@ -46,8 +46,9 @@ Variants (Table I ablations, :data:`VARIANTS`): ``c2fdan`` (full), ``c2fdan-coar
 network only), ``c2fdan-no-cross`` / ``c2fdan-no-self`` (fine network without that branch),
 ``c2fdan-no-local`` (generator as the full one; only the discriminators differ).
 
-Configurations: ``paper`` (w = 64: coarse network 4.40M parameters, the paper says "about
-4.1M"; whole generator 8.8M), ``small`` (w = 16, for two CPU cores), ``tiny`` (w = 4, tests).
+Configurations (``CONFIGS``; ``disc_width`` is the discriminators' w): ``paper`` (w = 64:
+coarse network 4,312,196 parameters, the paper says "about 4.1M"; whole generator 7,663,479),
+``small`` (w = 16: 481,635 parameters, for two CPU cores), ``tiny`` (w = 4: 30,774, tests).
 ``Generator(x)`` returns ``(I_r, M)``: the final composed image in [-1, 1] and the mask in
 [0, 1] (what :class:`occbench.models.torch_adapter.TorchCompleter` needs, with
 ``compose=False``); ``Generator(x, full=True)`` returns every intermediate (:class:`Outputs`).

@@ -24,9 +24,10 @@ Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default
 
 ``c2fdan-coarse`` trains stage 1 only, for all the config's steps.
 
-The loop's schedule is one global factor; each stage's learning rates above are those of its
-first step (``lr_scale`` of each parameter group is set so), the schedule's factor relative to
-that step applies within the stage. The paper's schedule (x0.1 every epoch, from the start of
+The loop's schedule is one global factor; each stage's learning rates above are its peak ones
+(those of its first step under ``step`` and ``constant`` schedules; ``lr_scale`` of each
+parameter group is set so), and the schedule's factor relative to that peak applies within
+the stage. The paper's schedule (x0.1 every epoch, from the start of
 stage 2) is ``schedule: step`` with ``decay_every`` = ``stage1_steps`` = one epoch.
 
 Mechanics: the phases are ``("c", "d", "g")`` (``("c",)`` for the coarse-only variant), each
@@ -38,9 +39,16 @@ a buffer of the trained module, so a resumed run knows its stage. The generator 
 ``d`` phase is kept for the ``g`` phase of the same step (the generator does not change in
 between): one generator forward per step.
 
-Configs: ``paper`` = width 64, batch 8, 6 epochs of the 5,797 CelebA faces here (724 steps
-each: 724 steps of stage 1, 3,620 of stage 2, x0.1 every epoch), Adam (0.9, 0.999), for a GPU.
-``small`` = width 16, batch 16 (see its docstring in ``configs/small.json`` notes below).
+Configs (``configs/``): ``paper`` = width 64, batch 8, 6 epochs of the 5,797 CelebA faces
+here (724 steps each: 724 steps of stage 1, 3,620 of stage 2, x0.1 every epoch), Adam
+(0.9, 0.999; betas are not given in the paper), mixed precision, for a GPU. ``small`` = width
+16 (generator and discriminators), batch 16, 900 steps: 300 of stage 1 (0.8 epoch), 600 of
+stage 2 (1.7 epochs), learning rates as the paper's, x0.5 every 300 steps (x0.1 per epoch
+would stop a run this short). Measured with one thread on a 2-core machine whose cores were
+both busy with another job: 1.1 s/step in stage 1 and 2.9 s/step in stage 2 (35 min in all),
+so about 15-20 min on two free cores. On a busy machine set ``OMP_NUM_THREADS=1`` (two threads
+on contended cores ran 3-5x slower than one). ``c2fdan-coarse`` with ``small``: 900 stage-1
+steps, about half that time.
 """
 
 from __future__ import annotations
@@ -229,10 +237,13 @@ class C2FDANTask:
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
                            occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True)
 
-    def _scale(self, lr: float, step: int) -> float:
-        """lr_scale giving learning rate ``lr`` at ``step`` under the config's schedule."""
-        cfg = self._cfg
-        return lr / (cfg.lr * max(lr_factor(step, cfg, self.per_epoch(cfg)), 1e-12))
+    def _scale(self, lr: float, start: int) -> float:
+        """lr_scale making ``lr`` the peak learning rate of a stage that begins at ``start``
+        (its first step under ``step``/``constant`` schedules; the end of a warm-up under
+        ``cosine``)."""
+        cfg, per = self._cfg, self.per_epoch(self._cfg)
+        peak = max(lr_factor(s, cfg, per) for s in range(start, start + cfg.warmup + 1))
+        return lr / (cfg.lr * max(peak, 1e-12))
 
     def parameters(self, model: C2FDANTrainer, phase: str) -> list[dict]:
         cfg, opts = self._cfg, self.options(self._cfg)
