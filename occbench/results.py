@@ -18,7 +18,7 @@ import pandas as pd
 
 from occbench import __version__
 from occbench.errors import DataError
-from occbench.imageio import atomic_write
+from occbench.imageio import atomic_write, locked
 
 ID_COLUMNS = [
     "model", "recognizer", "dataset", "protocol", "form", "position", "size", "D", "rank", "metric",
@@ -95,16 +95,18 @@ def read_results(path: str | Path) -> pd.DataFrame:
 
 
 def merge_results(path: str | Path, new: pd.DataFrame) -> pd.DataFrame:
-    """Merge ``new`` into the table at ``path`` (new rows win) and write it atomically."""
+    """Merge ``new`` into the table at ``path`` (new rows win) and write it atomically, under
+    a lock, so runs that share one table (parallel sweeps) never lose each other's rows."""
     path = Path(path)
-    if path.exists():
-        old = read_results(path)
-        combined = pd.concat([old, new], ignore_index=True)
-        combined = combined.drop_duplicates(subset=ID_COLUMNS, keep="last")
-    else:
-        combined = new
-    combined = combined.sort_values(ID_COLUMNS, kind="stable").reset_index(drop=True)
-    atomic_write(path, lambda tmp: combined.to_parquet(tmp, index=False))
+    with locked(path):
+        if path.exists():
+            old = read_results(path)
+            combined = pd.concat([old, new], ignore_index=True)
+            combined = combined.drop_duplicates(subset=ID_COLUMNS, keep="last")
+        else:
+            combined = new
+        combined = combined.sort_values(ID_COLUMNS, kind="stable").reset_index(drop=True)
+        atomic_write(path, lambda tmp: combined.to_parquet(tmp, index=False))
     return combined
 
 

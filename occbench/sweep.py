@@ -22,7 +22,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from occbench.imageio import atomic_write
+from occbench.imageio import atomic_write, locked
 from occbench.results import git_commit
 from occbench.runner import RunConfig, run
 
@@ -79,11 +79,13 @@ def sweep(models: list[str], recognizers: list[str], base: RunConfig, data_root:
         print(f"[{i}/{len(parts)}] {model} x {rec} ...", file=sys.stderr)
         t0 = time.perf_counter()
         run(config, data_root, out, progress=progress, memo=memo)
-        state["done"][key] = {
-            "model": model, "recognizer": rec, "seconds": round(time.perf_counter() - t0, 1),
-            "git_commit": git_commit(), "command": command,
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        atomic_write(state_path, (json.dumps(state, indent=1) + "\n").encode())
+        with locked(state_path):  # another sweep may share this folder
+            state = _load_state(state_path)
+            state["done"][key] = {
+                "model": model, "recognizer": rec, "seconds": round(time.perf_counter() - t0, 1),
+                "git_commit": git_commit(), "command": command,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            atomic_write(state_path, (json.dumps(state, indent=1) + "\n").encode())
         status.append((model, rec, "done"))
     return status

@@ -263,3 +263,26 @@ def test_clean_oracle_reuses_the_clean_features(small_run, data_root, monkeypatc
     assert np.allclose(sorted(clean_rows.value), sorted(head[head.form == "none"].value))
     assert not list((base / "cache").rglob("*clean@*"))  # no store keyed by the oracle
     assert "reconstruction" not in set(df.protocol)
+
+
+def _merge_many(path, model, count):
+    for i in range(count):
+        row = Row(model, "dlib", "lfw", "verification", "rect", "eyes", 0.1 + i / 1000,
+                  "accuracy", 0.9, 10)
+        merge_results(path, rows_to_frame([row], {}))
+
+
+def test_parallel_merges_lose_no_rows(tmp_path):
+    """Two processes merging into one table (parallel sweeps) keep every row."""
+    import multiprocessing as mp
+
+    path = tmp_path / "results.parquet"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_merge_many, args=(path, m, 15)) for m in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    df = read_results(path)
+    assert sorted(df.groupby("model").size().items()) == [("a", 15), ("b", 15)]
