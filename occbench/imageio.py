@@ -60,12 +60,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None] | bytes)
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
     try:
         if callable(write):
             write(tmp_path)
         else:
             tmp_path.write_bytes(write)
+        # mkstemp makes 0600 (and a writer may recreate the file): give the usual file mode
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -250,3 +250,23 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path):
         os.umask(umask)
     assert path.read_bytes() == b"abc" and (path.stat().st_mode & 0o777) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+
+
+def test_atomic_write_gives_the_usual_mode_even_if_the_writer_recreates_the_file(tmp_path):
+    import os
+    import stat
+
+    from occbench.imageio import atomic_write
+
+    def recreate(tmp):  # as some libraries do: remove, then create anew (mode 0600 here)
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"x")
+        os.close(fd)
+
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "w.bin", recreate)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644 and path.read_bytes() == b"x"
