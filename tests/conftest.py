@@ -43,3 +43,15 @@ def lfw_faces(data_root, tmp_path_factory) -> np.ndarray:
     ds.samples = sorted(firsts[people[i]] for i in pick)
     faces = align_dataset(ds, workers=1, progress=False)
     return faces.images
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny networks gain nothing from threads, and threads
+    stall on a busy machine); the previous setting is restored after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

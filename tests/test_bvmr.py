@@ -21,12 +21,8 @@ from occbench.train.loop import TrainConfig, to_device
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def _one_thread(one_torch_thread):
     """Tiny networks gain nothing from threads, and threads stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tiny(**kw) -> BVMR:

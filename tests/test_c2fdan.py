@@ -38,12 +38,8 @@ NAMES = ("c2fdan", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def _one_thread(one_torch_thread):
     """Tiny networks gain nothing from threads, and threads stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _x(n=2, seed=0):

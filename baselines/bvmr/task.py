@@ -38,7 +38,7 @@ from torch import nn
 
 from baselines.bvmr.model import create
 from occbench.models.torch_adapter import to_unit
-from occbench.train.data import FaceDataset, LabelledFaces, load_celeba
+from occbench.train.data import CelebATask, FaceDataset
 from occbench.train.loop import TrainConfig
 
 NAME = "bvmr"
@@ -74,22 +74,8 @@ def bvmr_losses(image: torch.Tensor, mask_pred: torch.Tensor, motif: torch.Tenso
     return total, parts
 
 
-class BVMRTask:
+class BVMRTask(CelebATask):
     """``occbench train bvmr`` on ``<data_root>/celeba`` (or the given ``faces``)."""
-
-    def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
-                 faces: LabelledFaces | None = None):
-        self.name, self.data_root, self.limit = name, Path(data_root), limit
-        self._faces = faces
-
-    @property
-    def faces(self) -> LabelledFaces:
-        if self._faces is None:
-            self._faces = load_celeba(self.data_root, limit=self.limit)
-        return self._faces
-
-    def describe(self) -> dict:
-        return self.faces.describe()
 
     def build(self, cfg: TrainConfig) -> nn.Module:
         return create(cfg.arch)

@@ -63,7 +63,7 @@ from baselines.c2fdan import losses as L
 from baselines.c2fdan.discriminators import Discriminators
 from baselines.c2fdan.model import Generator, arch_config, create, variant_config
 from occbench.models.torch_adapter import load_weights, to_unit
-from occbench.train.data import FaceDataset, LabelledFaces, load_celeba
+from occbench.train.data import CelebATask, FaceDataset, LabelledFaces
 from occbench.train.loop import TrainConfig, lr_factor, steps_per_epoch
 
 RESNET_WEIGHTS = Path(__file__).resolve().parents[1] / "resnet50" / "weights"
@@ -186,25 +186,15 @@ class C2FDANTrainer(nn.Module):
         return loss, {k: v.detach() for k, v in parts.items()}
 
 
-class C2FDANTask:
+class C2FDANTask(CelebATask):
     """``occbench train <name>`` on ``<data_root>/celeba`` (or the given ``faces``)."""
 
     def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
                  faces: LabelledFaces | None = None):
-        self.name, self.data_root, self.limit = name, Path(data_root), limit
+        super().__init__(name, data_root, limit, faces)
         self.variant = variant_config(name)
         self.phases = ("c",) if not self.variant["fine"] else ("c", "d", "g")
-        self._faces = faces
         self._cfg: TrainConfig | None = None
-
-    @property
-    def faces(self) -> LabelledFaces:
-        if self._faces is None:
-            self._faces = load_celeba(self.data_root, limit=self.limit)
-        return self._faces
-
-    def describe(self) -> dict:
-        return self.faces.describe()
 
     def options(self, cfg: TrainConfig) -> dict:
         return {**DEFAULTS, **cfg.options}

@@ -22,7 +22,7 @@ from torch import nn
 
 from baselines.resnet50.model import create
 from occbench.errors import ConfigError
-from occbench.train.data import FaceDataset, LabelledFaces, load_celeba
+from occbench.train.data import CelebATask, FaceDataset, LabelledFaces
 from occbench.train.loop import TrainConfig
 
 NAMES = ("resnet50", "resnet50-occ")
@@ -70,24 +70,14 @@ class TrainNet(nn.Module):
         return self.backbone.head(emb)
 
 
-class ResNetTask:
+class ResNetTask(CelebATask):
     """``occbench train resnet50`` / ``resnet50-occ`` on ``<data_root>/celeba``."""
 
     def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
                  faces: LabelledFaces | None = None):
         if name not in NAMES:
             raise ConfigError(f"unknown resnet task {name!r}; known: {', '.join(NAMES)}")
-        self.name, self.data_root, self.limit = name, Path(data_root), limit
-        self._faces = faces
-
-    @property
-    def faces(self) -> LabelledFaces:
-        if self._faces is None:
-            self._faces = load_celeba(self.data_root, limit=self.limit)
-        return self._faces
-
-    def describe(self) -> dict:
-        return self.faces.describe()
+        super().__init__(name, data_root, limit, faces)
 
     def build(self, cfg: TrainConfig) -> nn.Module:
         return TrainNet(cfg, len(self.faces.identities))

@@ -55,6 +55,26 @@ def load_celeba(data_root: str | Path, limit: int | None = None,
                          int((~faces.aligned).sum()))
 
 
+class CelebATask:
+    """What every training task of ``baselines/`` shares: its name and the aligned CelebA
+    faces it trains on (``<data_root>/celeba``, the first ``limit`` images if given, or the
+    ``faces`` passed in), loaded on first use; ``describe()`` for the provenance file."""
+
+    def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
+                 faces: LabelledFaces | None = None):
+        self.name, self.data_root, self.limit = name, Path(data_root), limit
+        self._faces = faces
+
+    @property
+    def faces(self) -> LabelledFaces:
+        if self._faces is None:
+            self._faces = load_celeba(self.data_root, limit=self.limit)
+        return self._faces
+
+    def describe(self) -> dict:
+        return self.faces.describe()
+
+
 class FaceDataset(torch.utils.data.Dataset):
     """Augmented training items of labelled faces.
 
