@@ -81,7 +81,7 @@ def write_grid(labels: list[str], images: np.ndarray, out: Path, title: str = ""
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        path = out.with_suffix(f".{ext}")
+        path = out.parent / f"{out.name}.{ext}"  # not with_suffix: "0.1" is no suffix
         atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150,
                                                             bbox_inches="tight"))
         paths.append(path)
