@@ -84,12 +84,15 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return wide[order].sort_index()
 
 
-def write_report(df: pd.DataFrame, out: Path | None = None) -> str:
+def write_report(df: pd.DataFrame, out: Path | None = None,
+                 sizes: tuple[float, ...] | None = None) -> str:
     """Markdown of Table I and the summary table; with ``out``, also writes report.md,
-    results.csv (the whole tidy table) and table1.csv (Table I, long form)."""
-    t1 = table1(df)
+    results.csv (the whole tidy table) and table1.csv (Table I, long form). ``sizes``
+    restricts Table I (see :func:`table1`)."""
+    t1 = table1(df, sizes)
     table = summary_table(df).reset_index()
-    md = ("# occbench results\n\n## Table I (averaged over sizes; ± = 95 % interval)\n\n"
+    which = (f"sizes {', '.join(f'{x:g}' for x in sizes)}" if sizes else "averaged over sizes")
+    md = (f"# occbench results\n\n## Table I ({which}; ± = 95 % interval)\n\n"
           + table1_markdown(t1)
           + "\n## Every condition (TPIR@1 at the largest D; [95 % interval])\n\n"
           + (table.to_markdown(index=False) if not table.empty else "(no headline rows)")
@@ -139,7 +142,7 @@ def base_recognizer(name: str) -> str:
     return name[:-4] if name.endswith("-occ") else name
 
 
-def table1(df: pd.DataFrame) -> pd.DataFrame:
+def table1(df: pd.DataFrame, sizes: tuple[float, ...] | None = None) -> pd.DataFrame:
     """Long Table I: one row per (model, recognizer, column) with value, half, n, k.
 
     Columns: ``TPIR@1 clean``; ``TPIR@1 <form> <position>`` (mean over sizes), ``TPIR@1
@@ -147,8 +150,14 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     ``LFW avg``; ``PSNR``, ``SSIM`` (over every occluded condition); ``gap closed %``: (row's
     TPIR@1 avg - occluded's) / (clean's - occluded's), where occluded and clean are the
     ``occluded`` model's occluded average and clean condition with the row's base recognizer
-    (``resnet50`` for ``resnet50-occ``), in percent.
+    (``resnet50`` for ``resnet50-occ``), in percent, over the same conditions as the row.
+    ``sizes``: only occluded conditions of these sizes (e.g. the paper's middle sizes 0.1
+    and 0.3, so that rows measured on different size sets compare on the same ones).
     """
+    if sizes:
+        keep = (df.form == NONE) | np.isclose(df["size"].to_numpy()[:, None],
+                                              np.asarray(sizes, float)[None]).any(1)
+        df = df[keep]
     heads = headline_rows(df)
     parts = []
     who = ["model", "recognizer"]
@@ -182,25 +191,30 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=who + ["column", "value", "half", "n", "k"])
     long = pd.concat(parts, ignore_index=True)
-    long = pd.concat([long, _gap_closed(long)], ignore_index=True)
+    if "tpir1" in heads:
+        long = pd.concat([long, _gap_closed(heads["tpir1"])], ignore_index=True)
     return long
 
 
-def _gap_closed(long: pd.DataFrame) -> pd.DataFrame:
-    avg = long[long.column == "TPIR@1 avg"].set_index(["model", "recognizer"])
-    clean = long[long.column == "TPIR@1 clean"].set_index(["model", "recognizer"])
+def _gap_closed(tpir1: pd.DataFrame) -> pd.DataFrame:
+    """Gap closed per (model, recognizer) over exactly the conditions that row has: the
+    occluded baseline (base recognizer) is averaged over the same conditions."""
+    cond = ["form", "position", "size"]
+    occ_rows = tpir1[tpir1.form != NONE]
     rows = []
-    for (model, rec), r in avg.iterrows():
+    for (model, rec), part in occ_rows.groupby(["model", "recognizer"]):
         base = base_recognizer(rec)
-        if ("occluded", base) not in avg.index or ("occluded", base) not in clean.index:
-            continue
-        low = avg.loc[("occluded", base), "value"]
-        high = clean.loc[("occluded", base), "value"]
-        if high - low <= 0:
+        ref = tpir1[(tpir1.model == "occluded") & (tpir1.recognizer == base)]
+        clean = ref[ref.form == NONE]
+        low = part[cond].merge(ref[ref.form != NONE], on=cond, how="left")
+        if clean.empty or low.value.isna().any():
+            continue  # the baseline lacks some of this row's conditions: no fair comparison
+        low_v, high_v = low.value.mean(), clean.value.iloc[0]
+        if high_v - low_v <= 0:
             continue
         rows.append({"model": model, "recognizer": rec, "column": "gap closed %",
-                     "value": 100.0 * (r.value - low) / (high - low), "half": float("nan"),
-                     "n": r.n, "k": r.k})
+                     "value": 100.0 * (part.value.mean() - low_v) / (high_v - low_v),
+                     "half": float("nan"), "n": int(part.n.sum()), "k": len(part)})
     return pd.DataFrame(rows)
 
 

@@ -64,15 +64,25 @@ def test_table1_hand_computed():
     c2 = (0.6 + 0.7 + 0.75) / 3
     assert v[("c2fdan", "dlib", "gap closed %")] == pytest.approx(100 * (c2 - low) / (high - low))
     assert v[("occluded", "dlib", "gap closed %")] == pytest.approx(0.0)
-    # the -occ recognizer is measured against its base recognizer's occluded/clean figures
+    # the -occ recognizer is measured against its base recognizer's occluded/clean figures,
+    # over the conditions it has (rect eyes 0.1 only: occluded 0.60 there)
     assert v[("occluded", "dlib-occ", "gap closed %")] == pytest.approx(
-        100 * (0.62 - low) / (high - low))
+        100 * (0.62 - 0.60) / (high - 0.60))
     assert v[("c2fdan", "dlib", "SSIM")] == pytest.approx(0.9)
     assert v[("c2fdan", "dlib", "LFW rect")] == pytest.approx(95.0)
     assert t.loc[("occluded", "dlib", "TPIR@1 rect eyes"), "k"] == 2
     md = table1_markdown(table1(_frame()))
     assert "### Recognizer `dlib`" in md and "occluded (dlib-occ)" in md
     assert "50.00 ±1.41" in md  # two half-widths of 2 points: sqrt(2^2 + 2^2) / 2
+
+
+def test_table1_sizes_filter():
+    t = table1(_frame(), sizes=(0.1,)).set_index(["model", "recognizer", "column"])
+    assert t.loc[("occluded", "dlib", "TPIR@1 rect eyes"), "value"] == pytest.approx(60.0)
+    assert t.loc[("occluded", "dlib", "TPIR@1 rect eyes"), "k"] == 1
+    assert ("occluded", "dlib", "TPIR@1 text") not in t.index  # text was measured at 0.3 only
+    assert t.loc[("c2fdan", "dlib", "gap closed %"), "value"] == pytest.approx(
+        100 * (0.70 - 0.60) / (0.80 - 0.60))
 
 
 def test_write_report_files(tmp_path):
