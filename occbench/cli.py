@@ -128,7 +128,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from occbench.results import read_results
 
     df = read_results(args.results)
-    text = write_report(df, Path(args.out) if args.out else None, _split(args.size, float))
+    text = write_report(df, Path(args.out) if args.out else None, _split(args.size))
     print(text)
     return 0
 
@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="results.parquet or its folder (default ./occbench-results)")
     p_rep.add_argument("--out", default=None, help="folder to write report.md and results.csv")
     p_rep.add_argument("--size", default=None,
-                       help="Table I over these sizes only, e.g. 0.1,0.3 (default all)")
+                       help="Table I over these sizes only, e.g. rect:0.1,text:0.3 (a bare "
+                            "number: both forms; default all sizes)")
     p_rep.set_defaults(func=_cmd_report)
 
     p_plot = sub.add_parser("plot", help="the paper's Fig. 7 and Fig. 8 from a results table")

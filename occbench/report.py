@@ -85,13 +85,13 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(df: pd.DataFrame, out: Path | None = None,
-                 sizes: tuple[float, ...] | None = None) -> str:
+                 sizes: tuple | None = None) -> str:
     """Markdown of Table I and the summary table; with ``out``, also writes report.md,
     results.csv (the whole tidy table) and table1.csv (Table I, long form). ``sizes``
     restricts Table I (see :func:`table1`)."""
     t1 = table1(df, sizes)
     table = summary_table(df).reset_index()
-    which = (f"sizes {', '.join(f'{x:g}' for x in sizes)}" if sizes else "averaged over sizes")
+    which = f"sizes {', '.join(map(str, sizes))}" if sizes else "averaged over sizes"
     md = (f"# occbench results\n\n## Table I ({which}; ± = 95 % interval)\n\n"
           + table1_markdown(t1)
           + "\n## Every condition (TPIR@1 at the largest D; [95 % interval])\n\n"
@@ -142,7 +142,20 @@ def base_recognizer(name: str) -> str:
     return name[:-4] if name.endswith("-occ") else name
 
 
-def table1(df: pd.DataFrame, sizes: tuple[float, ...] | None = None) -> pd.DataFrame:
+def _size_filter(df: pd.DataFrame, sizes) -> np.ndarray:
+    """Rows of the clean condition or of an occluded condition whose size is listed; an entry
+    ``"rect:0.1"`` keeps that size for that form only, a bare number for every form."""
+    keep = (df.form == NONE).to_numpy().copy()
+    for entry in sizes:
+        form, _, value = str(entry).rpartition(":")
+        match = np.isclose(df["size"].to_numpy(dtype=float), float(value))
+        if form:
+            match &= (df.form == form).to_numpy()
+        keep |= match
+    return keep
+
+
+def table1(df: pd.DataFrame, sizes: tuple | None = None) -> pd.DataFrame:
     """Long Table I: one row per (model, recognizer, column) with value, half, n, k.
 
     Columns: ``TPIR@1 clean``; ``TPIR@1 <form> <position>`` (mean over sizes), ``TPIR@1
@@ -151,13 +164,12 @@ def table1(df: pd.DataFrame, sizes: tuple[float, ...] | None = None) -> pd.DataF
     TPIR@1 avg - occluded's) / (clean's - occluded's), where occluded and clean are the
     ``occluded`` model's occluded average and clean condition with the row's base recognizer
     (``resnet50`` for ``resnet50-occ``), in percent, over the same conditions as the row.
-    ``sizes``: only occluded conditions of these sizes (e.g. the paper's middle sizes 0.1
-    and 0.3, so that rows measured on different size sets compare on the same ones).
+    ``sizes``: only occluded conditions of these sizes, e.g. ``("rect:0.1", "text:0.3")`` (the
+    paper's middle sizes) so that rows measured on different size sets compare on the same
+    ones; a bare number applies to both forms.
     """
     if sizes:
-        keep = (df.form == NONE) | np.isclose(df["size"].to_numpy()[:, None],
-                                              np.asarray(sizes, float)[None]).any(1)
-        df = df[keep]
+        df = df[_size_filter(df, sizes)]
     heads = headline_rows(df)
     parts = []
     who = ["model", "recognizer"]

@@ -83,6 +83,10 @@ def test_table1_sizes_filter():
     assert ("occluded", "dlib", "TPIR@1 text") not in t.index  # text was measured at 0.3 only
     assert t.loc[("c2fdan", "dlib", "gap closed %"), "value"] == pytest.approx(
         100 * (0.70 - 0.60) / (0.80 - 0.60))
+    t = table1(_frame(), sizes=("rect:0.05", "text:0.3")).set_index(
+        ["model", "recognizer", "column"])
+    assert t.loc[("occluded", "dlib", "TPIR@1 rect eyes"), "value"] == pytest.approx(40.0)
+    assert t.loc[("occluded", "dlib", "TPIR@1 text"), "value"] == pytest.approx(70.0)
 
 
 def test_write_report_files(tmp_path):
