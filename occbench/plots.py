@@ -3,8 +3,8 @@
 * :func:`fig7` (paper Fig. 7), one row per occlusion form (rectangle, text), one line per
   model (completer, or ``occluded (resnet50-occ)`` for a -occ recognizer), for one base
   recognizer: TPIR vs rank (largest D), TPIR@1 vs number of distractors D (log scale), both
-  averaged over positions and sizes; TPIR@1 vs occlusion size and SSIM vs size, one panel
-  per position.
+  averaged over the (position, size) conditions that every line has; TPIR@1 vs occlusion
+  size and SSIM vs size, one panel per position.
 * :func:`fig8` (paper Fig. 8): landmark NME vs size per position and form.
 
 Bands are the 95 % intervals stored in the table (per condition), or for averaged lines the
@@ -105,6 +105,12 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     dmax = ident.groupby("line").D.transform("max")
     for i, form in enumerate(forms):
         f_ident = ident[ident.form == form]
+        # rank and D panels average over the conditions every line has (a fair comparison)
+        per_line = [set(zip(g.position, g["size"], strict=True)) for _, g in f_ident.groupby("line")]
+        common = set.intersection(*per_line) if per_line else set()
+        if common:
+            f_ident = f_ident[[c in common for c in zip(f_ident.position, f_ident["size"],
+                                                        strict=True)]]
         # TPIR vs rank at the largest D
         cmc = f_ident[(f_ident.D == dmax[f_ident.index]) & (f_ident["rank"] <= 1000)]
         ax = axes[i, 0]
