@@ -15,9 +15,9 @@ from baselines.bvmr.model import BVMR, count_parameters, create
 from baselines.bvmr.task import BVMRTask, bvmr_losses, masked_l1
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer
-from occbench.train.cli import train_main
 from occbench.train.data import LabelledFaces
 from occbench.train.loop import TrainConfig, to_device
+from tests._tiny_training import train_tiny
 
 
 @pytest.fixture(autouse=True)
@@ -167,13 +167,9 @@ def test_missing_and_wrong_weights_name_the_training_command(tmp_path):
 
 
 def test_train_two_steps_on_real_celeba_then_complete(tmp_path, data_root, lfw_faces):
-    small = json.loads(open("baselines/bvmr/configs/small.json").read())
-    small.update(steps=2, batch_size=4, checkpoint_every=1)
-    (tmp_path / "tiny.json").write_text(json.dumps(small))
-    path = train_main("bvmr", str(tmp_path / "tiny.json"), data_root, tmp_path / "ck",
-                      weights_dir=tmp_path / "w", limit=16, progress=False)
+    path, prov = train_tiny("bvmr", data_root, tmp_path, limit=16, steps=2, batch_size=4,
+                            checkpoint_every=1)
     assert path == tmp_path / "w" / "bvmr-small.safetensors"
-    prov = json.loads(path.with_suffix(".json").read_text())
     assert prov["data"]["set"] == "celeba" and prov["data"]["images"] == 16
     shipped = sum(v.numel() for v in create("small").state_dict().values())  # + BN buffers
     assert prov["steps"] == 2 and prov["parameters"] == shipped

@@ -30,9 +30,10 @@ from baselines.c2fdan.model import (
 from baselines.c2fdan.task import C2FDANTask, C2FDANTrainer, load_recognizer
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer, list_models
-from occbench.train.cli import TRAINABLE, config_path, train_main
+from occbench.train.cli import TRAINABLE, config_path
 from occbench.train.data import LabelledFaces
 from occbench.train.loop import TrainConfig, lr_factor, to_device
+from tests._tiny_training import train_tiny
 
 NAMES = ("c2fdan", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan-no-local")
 
@@ -365,14 +366,10 @@ def test_stages_and_learning_rates_follow_the_paper(tmp_path, lfw_faces):
 
 @pytest.mark.parametrize("name", ["c2fdan", "c2fdan-coarse"])
 def test_train_two_steps_on_real_celeba_then_complete(tmp_path, data_root, lfw_faces, name):
-    cfg = json.loads(open("baselines/c2fdan/configs/small.json").read())
-    cfg.update(arch="tiny", steps=2, batch_size=4, checkpoint_every=1, decay_every=1)
-    cfg["options"]["stage1_steps"] = 1  # one step of each stage
-    (tmp_path / "tiny.json").write_text(json.dumps(cfg))
-    path = train_main(name, str(tmp_path / "tiny.json"), data_root, tmp_path / "ck",
-                      weights_dir=tmp_path / "w", limit=16, progress=False)
+    path, prov = train_tiny(name, data_root, tmp_path, limit=16, arch="tiny", steps=2,
+                            batch_size=4, checkpoint_every=1, decay_every=1,
+                            options={"stage1_steps": 1})  # one step of each stage
     assert path == tmp_path / "w" / f"{name}-tiny.safetensors"
-    prov = json.loads(path.with_suffix(".json").read_text())
     assert prov["data"]["set"] == "celeba" and prov["data"]["images"] == 16
     assert prov["steps"] == 2 and prov["parameters"] == count_parameters(create("tiny", name))
     assert all(np.isfinite(v) for v in prov["final"].values())

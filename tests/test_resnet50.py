@@ -17,6 +17,7 @@ from occbench.models import create_recognizer
 from occbench.train.cli import train_main
 from occbench.train.data import FaceDataset, LabelledFaces
 from occbench.train.loop import TrainConfig, to_device, train
+from tests._tiny_training import train_tiny
 
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
@@ -138,13 +139,9 @@ def test_adapter_embeds_unit_norm_and_explains_missing_weights(tmp_path, lfw_fac
 
 def test_train_main_end_to_end_on_real_celeba(tmp_path, data_root, lfw_faces):
     """Two steps of resnet50-occ on 32 real aligned CelebA faces, then the recognizer."""
-    small = json.loads(open("baselines/resnet50/configs/small.json").read())
-    small.update(steps=2, batch_size=8, checkpoint_every=1)
-    (tmp_path / "tiny.json").write_text(json.dumps(small))
-    path = train_main("resnet50-occ", str(tmp_path / "tiny.json"), data_root, tmp_path / "ck",
-                      weights_dir=tmp_path / "w", limit=32, progress=False)
+    path, prov = train_tiny("resnet50-occ", data_root, tmp_path, limit=32, steps=2,
+                            batch_size=8, checkpoint_every=1)
     assert path == tmp_path / "w" / "resnet50-occ-small.safetensors"
-    prov = json.loads(path.with_suffix(".json").read_text())
     assert prov["data"]["set"] == "celeba" and prov["data"]["images"] == 32
     assert prov["data"]["root"] == str(data_root) and prov["steps"] == 2
     assert np.isfinite(prov["final"]["loss"]) and prov["config"]["options"]["loss"] == "arcface"
