@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from occbench.completions import CompletionStore, complete_cached
 from occbench.errors import OccbenchError
 from occbench.features import Condition, FeatureStore
 from occbench.models.base import Completer, Recognizer
@@ -62,11 +63,12 @@ def extract(
     world: int = 1,
     progress: bool = True,
     desc: str = "",
+    completions: CompletionStore | None = None,
 ) -> int:
     """Fill ``store`` for ``keys``/``faces``; returns the number of images computed now.
 
     ``completer=None`` embeds the faces as they are (clean distractors) and skips the
-    reconstruction figures.
+    reconstruction figures. ``completions``: the completer's output cache (read and filled).
     """
     from occbench.metrics import psnr, ssim
 
@@ -85,7 +87,8 @@ def extract(
             completed, quality = clean, None
         else:
             occluded, true_mask = occlude_faces(clean, batch_keys, condition)
-            completed, pred_mask = completer.complete(occluded, clean)
+            completed, pred_mask = complete_cached(completer, completions, batch_keys,
+                                                   occluded, clean, rank=rank)
             iou = mask_iou(pred_mask, true_mask) if not condition.clean else None
             quality = (psnr(completed, clean), ssim(completed, clean), iou)
         feats = recognizer.embed(completed)

@@ -58,34 +58,42 @@ class Stored:
     iou: np.ndarray
 
 
+def cache_folder(root: Path, parts: tuple[str, ...], meta: dict) -> Path:
+    """The cache folder ``root/parts...`` holding ``meta.json`` = ``meta``.
+
+    A folder written under other meta data (another format or model version) is removed and
+    started afresh, with a note on stderr.
+    """
+    folder = Path(root).joinpath(*parts)
+    meta = {"format": FORMAT_VERSION, **meta}
+    meta_path = folder / "meta.json"
+    if meta_path.exists():
+        try:
+            found = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found == meta:
+            return folder
+        print(f"occbench: cache {folder} was written by another version ({found}); "
+              "recomputing", file=sys.stderr)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    return folder
+
+
 class FeatureStore:
     """The cache folder of one (recognizer, completer, condition)."""
 
     def __init__(self, root: Path, recognizer: str, completer: str, condition: Condition,
                  align_version: str, dim: int):
-        self.dir = (Path(root) / "features" / recognizer / completer / f"align-{align_version}"
-                    / condition.tag())
         self.dim = dim
         self.meta = {
-            "format": FORMAT_VERSION, "recognizer": recognizer, "completer": completer,
+            "recognizer": recognizer, "completer": completer,
             "condition": condition.tag(), "align": align_version, "dim": dim,
         }
-        self._check_meta()
-
-    def _check_meta(self) -> None:
-        meta_path = self.dir / "meta.json"
-        if meta_path.exists():
-            try:
-                found = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                found = None
-            if found == self.meta:
-                return
-            print(f"occbench: feature cache {self.dir} was written by another version "
-                  f"({found}); recomputing", file=sys.stderr)
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(meta_path, json.dumps(self.meta, indent=1).encode())
+        self.dir = cache_folder(root, ("features", recognizer, completer,
+                                       f"align-{align_version}", condition.tag()), self.meta)
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         con = sqlite3.connect(path, timeout=60)

@@ -193,6 +193,15 @@ class Runner:
         return FeatureStore(self.cache, f"{r.name}@{r.version}", completer_tag, condition,
                             self.align_version, r.dim)
 
+    def _completions(self, condition: Condition):
+        """The completer's output cache for ``condition`` (None: not worth caching)."""
+        from occbench.completions import CompletionStore
+
+        c = self.completer
+        if not c.cache_outputs:
+            return None
+        return CompletionStore(self.cache, f"{c.name}@{c.version}", condition, self.align_version)
+
     def _fill(self, store, faces, condition, completer, desc) -> None:
         from occbench.extract import extract
 
@@ -200,7 +209,8 @@ class Runner:
             return
         extract(store, faces.keys, faces.images, condition, completer, self.recognizer,
                 batch_size=self.config.batch_size, rank=self.rank, world=self.world,
-                progress=self.progress, desc=desc)
+                progress=self.progress, desc=desc,
+                completions=self._completions(condition) if completer is not None else None)
 
     def features(self, condition: Condition):
         """Stores for probe-set images and pair images under ``condition`` (computed if needed)."""
@@ -285,6 +295,7 @@ class Runner:
 
     def landmark_rows(self, cond: Condition) -> list[Row]:
         """Paper Fig. 8: 68-point landmarks of the completed face against the clean face's."""
+        from occbench.completions import complete_cached
         from occbench.extract import occlude_faces
         from occbench.protocols.landmarks import landmark_errors, landmarks68
 
@@ -296,10 +307,11 @@ class Runner:
             self._landmark_ref = landmarks68(self._landmark_faces.images)
         faces = self._landmark_faces
         completed = np.empty_like(faces.images)
-        bs = 256
+        cache, bs = self._completions(cond), 256
         for s in range(0, len(faces), bs):
-            occluded, _ = occlude_faces(faces.images[s:s + bs], faces.keys[s:s + bs], cond)
-            completed[s:s + bs] = self.completer.complete(occluded, faces.images[s:s + bs])[0]
+            keys, clean = faces.keys[s:s + bs], faces.images[s:s + bs]
+            occluded, _ = occlude_faces(clean, keys, cond)
+            completed[s:s + bs] = complete_cached(self.completer, cache, keys, occluded, clean)[0]
         errors = landmark_errors(self._landmark_ref, landmarks68(completed))
         rows = []
         for metric, values in errors.items():

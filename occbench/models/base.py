@@ -25,6 +25,9 @@ class Completer(ABC):
     # embeds the clean faces once and reuses them for every condition (no per-condition
     # features, and no reconstruction figures: they would be PSNR inf, SSIM 1).
     outputs_clean: bool = False
+    # True for a completer slow enough that its outputs are worth caching on disk
+    # (occbench.completions): then it runs once per image and condition, whatever the recognizer.
+    cache_outputs: bool = False
 
     @abstractmethod
     def complete(

@@ -77,6 +77,7 @@ class TorchCompleter(Completer):
     weights_dir: Path
     batch_size = 64
     compose = True
+    cache_outputs = True
 
     def __init__(self, name: str, arch: str = "small", weights: str | Path | None = None,
                  device: str | None = None):
