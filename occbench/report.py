@@ -14,6 +14,9 @@ joint bootstrap would give: read them as a lower bound on the uncertainty.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -84,11 +87,24 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return wide[order].sort_index()
 
 
+def split_configs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The table with its ``config`` JSON column replaced by a short ``config_id`` (the first
+    12 hex digits of the JSON's SHA-256), and the id -> configuration map. The same JSON of a
+    few hundred characters repeats on every one of a run's thousands of rows."""
+    if "config" not in df:
+        return df, {}
+    texts = df["config"].astype(str)
+    ids = {t: hashlib.sha256(t.encode()).hexdigest()[:12] for t in texts.unique()}
+    flat = df.drop(columns="config").assign(config_id=texts.map(ids))
+    return flat, {i: json.loads(t) for t, i in ids.items()}
+
+
 def write_report(df: pd.DataFrame, out: Path | None = None,
                  sizes: tuple | None = None) -> str:
     """Markdown of Table I and the summary table; with ``out``, also writes report.md,
-    results.csv (the whole tidy table) and table1.csv (Table I, long form). ``sizes``
-    restricts Table I (see :func:`table1`)."""
+    results.csv (the whole tidy table, each row's run configuration named by ``config_id``),
+    configs.json (``config_id`` -> configuration) and table1.csv (Table I, long form).
+    ``sizes`` restricts Table I (see :func:`table1`)."""
     t1 = table1(df, sizes)
     table = summary_table(df).reset_index()
     which = f"sizes {', '.join(map(str, sizes))}" if sizes else "averaged over sizes"
@@ -100,7 +116,9 @@ def write_report(df: pd.DataFrame, out: Path | None = None,
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "report.md", md.encode())
-        atomic_write(out / "results.csv", lambda p: df.to_csv(p, index=False))
+        flat, configs = split_configs(df)
+        atomic_write(out / "results.csv", lambda p: flat.to_csv(p, index=False))
+        atomic_write(out / "configs.json", json.dumps(configs, indent=1).encode())
         atomic_write(out / "table1.csv", lambda p: t1.to_csv(p, index=False))
     return md
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -94,7 +95,11 @@ def test_write_report_files(tmp_path):
     assert (tmp_path / "report.md").read_text() == md
     t1 = pd.read_csv(tmp_path / "table1.csv")
     assert {"model", "recognizer", "column", "value", "half", "n", "k"} <= set(t1.columns)
-    assert len(pd.read_csv(tmp_path / "results.csv")) == len(_frame())
+    flat = pd.read_csv(tmp_path / "results.csv")
+    assert len(flat) == len(_frame()) and "config" not in flat
+    configs = json.loads((tmp_path / "configs.json").read_text())
+    assert list(configs.values()) == [{"test": True}]
+    assert set(flat.config_id) == set(configs)
 
 
 def test_plot_cli_writes_figures(tmp_path, capsys):
