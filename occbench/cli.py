@@ -88,6 +88,7 @@ def _run_config(args: argparse.Namespace, model: str, recognizer: str):
         seed=args.seed,
         limit=args.limit,
         batch_size=args.batch_size,
+        include_clean=not args.no_clean,
     )
 
 
@@ -206,6 +207,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None,
                        help="at most N images of each set (quick runs)")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    p.add_argument("--no-clean", action="store_true",
+                   help="leave out the clean condition (e.g. measured by an earlier run)")
     p.add_argument("--out", default="occbench-results",
                        help="folder of results.parquet (default ./occbench-results)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -46,6 +46,7 @@ class RunConfig:
     limit: int | None = None  # at most this many images of each set (quick runs, tests)
     landmark_images: int = 1000  # LFW faces (a seeded sample of the pair images) for landmarks
     batch_size: int | None = None
+    include_clean: bool = True  # False: only the occluded conditions (clean measured already)
     conditions: list[Condition] = field(default_factory=list, init=False)
 
     def __post_init__(self):
@@ -54,7 +55,7 @@ class RunConfig:
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown:
             raise ConfigError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
-        self.conditions = [CLEAN]
+        self.conditions = [CLEAN] if self.include_clean else []
         for form in self.forms:
             for position in self.positions:
                 for size in self.sizes or EVAL_SIZES[canonical_form(form)]:

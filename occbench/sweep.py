@@ -32,6 +32,8 @@ STATE = "sweep.json"
 def _settings_key(config: RunConfig) -> str:
     d = asdict(config)
     d.pop("conditions")
+    if d["include_clean"]:  # the default, left out: keys of states written before it existed hold
+        d.pop("include_clean")
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -35,3 +35,21 @@ def test_sweep_unknown_name_fails_first(data_root, tmp_path, capsys):
     assert _sweep(data_root, out, "--models", "occluded,nope") == 2
     assert "unknown completer 'nope'; known completers:" in capsys.readouterr().err
     assert not (out / "results.parquet").exists()
+
+
+def test_no_clean_leaves_out_the_clean_condition(data_root, tmp_path, monkeypatch, capsys):
+    from occbench.runner import RunConfig
+    from occbench.sweep import _settings_key
+
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    assert _sweep(data_root, out, "--models", "occluded", "--no-clean") == 0
+    df = read_results(out)
+    assert set(df.form) == {"rect"} and len(df) > 0
+    # a part of its own: the full run afterwards is not skipped, and adds the clean rows
+    assert _sweep(data_root, out, "--models", "occluded") == 0
+    assert "occluded x dlib: skipped" not in capsys.readouterr().out
+    assert set(read_results(out).form) == {"none", "rect"}
+    # the default leaves sweep keys as they were before the option existed (a pinned value)
+    assert _settings_key(RunConfig()) == "bc33be976f12cf77"
+    assert _settings_key(RunConfig(include_clean=False)) != _settings_key(RunConfig())
