@@ -74,9 +74,11 @@ def write_grid(labels: list[str], images: np.ndarray, out: Path, title: str = ""
             for spine in ax.spines.values():
                 spine.set_visible(False)
         axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=10)
+    top = 1.0
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(pad=0.3)
+        top -= 0.35 / fig.get_figheight()  # keep the title above the first row
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, top))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = []
