@@ -29,7 +29,7 @@ POSITIONS = ("eyes", "nose", "mouth", "outside")
 FORMS = ("rect", "text")
 # Row order of Table I (others follow alphabetically).
 MODEL_ORDER = ("occluded", "clean", "bvmr", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self",
-               "c2fdan-no-local", "c2fdan")
+               "c2fdan-no-local", "c2fdan-no-style", "c2fdan")
 
 
 def _fmt_ci(value: float, lo: float, hi: float, scale: float, digits: int) -> str:

@@ -35,7 +35,8 @@ from occbench.train.data import LabelledFaces
 from occbench.train.loop import TrainConfig, lr_factor, to_device
 from tests._tiny_training import train_tiny
 
-NAMES = ("c2fdan", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan-no-local")
+NAMES = ("c2fdan", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan-no-local",
+         "c2fdan-no-style")
 
 
 @pytest.fixture(autouse=True)
@@ -317,6 +318,25 @@ def test_a_few_steps_lower_the_losses_on_a_fixed_batch(tmp_path, lfw_faces):
         opt.step()
         first = first if first is not None else loss.item()
     assert set(metrics) == {"bce", "l1_occ", "l1_nocc"} and loss.item() < first
+
+
+def test_no_style_variant_drops_only_the_style_term(tmp_path, lfw_faces):
+    faces = LabelledFaces("lfw", None, lfw_faces[:2], np.zeros(2, np.int64), ["x"], ["0", "1"])
+    cfg = _cfg(tmp_path, batch_size=2, options={"stage1_steps": 0})
+    full, no_style = (C2FDANTask(n, "unused", faces=faces) for n in ("c2fdan", "c2fdan-no-style"))
+    assert full.loss_weights(cfg)["style"] == 240.0 and no_style.loss_weights(cfg)["style"] == 0.0
+    assert ({k: v for k, v in full.loss_weights(cfg).items() if k != "style"}
+            == {k: v for k, v in no_style.loss_weights(cfg).items() if k != "style"})
+    torch.manual_seed(0)
+    model = no_style.build(cfg).eval()
+    assert model.weights["style"] == 0.0
+    assert count_parameters(model.generator) == count_parameters(create("tiny", "c2fdan"))
+    batch = _batch(no_style, cfg, faces, 2)
+    loss_0, metrics = no_style.loss(model, batch, cfg, "g")
+    model.weights = full.loss_weights(cfg)
+    loss_240, _ = full.loss(model, batch, cfg, "g")
+    assert metrics["style"] > 0  # still computed and logged
+    assert loss_240.item() - loss_0.item() == pytest.approx(240.0 * metrics["style"], rel=1e-4)
 
 
 def test_stages_and_learning_rates_follow_the_paper(tmp_path, lfw_faces):

@@ -44,7 +44,10 @@ multiples of w.
 
 Variants (Table I ablations, :data:`VARIANTS`): ``c2fdan`` (full), ``c2fdan-coarse`` (coarse
 network only), ``c2fdan-no-cross`` / ``c2fdan-no-self`` (fine network without that branch),
-``c2fdan-no-local`` (generator as the full one; only the discriminators differ).
+``c2fdan-no-local`` (generator as the full one; only the discriminators differ),
+``c2fdan-no-style`` (generator and discriminators as the full one, trained without the style
+loss: lambda_style = 0; the paper's best face-recognition model, its Fig. 7 "ours"). A
+variant's ``loss`` entry overrides the generator's loss weights (``task.WEIGHTS``).
 
 Configurations (``CONFIGS``; ``disc_width`` is the discriminators' w): ``paper`` (w = 64:
 coarse network 4,312,196 parameters, the paper says "about 4.1M"; whole generator 7,663,479),
@@ -77,6 +80,8 @@ VARIANTS: dict[str, dict] = {
     "c2fdan-no-cross": {"fine": True, "cross": False, "self_attention": True, "local": True},
     "c2fdan-no-self": {"fine": True, "cross": True, "self_attention": False, "local": True},
     "c2fdan-no-local": {"fine": True, "cross": True, "self_attention": True, "local": False},
+    "c2fdan-no-style": {"fine": True, "cross": True, "self_attention": True, "local": True,
+                        "loss": {"style": 0.0}},
 }
 
 

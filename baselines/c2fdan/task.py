@@ -1,6 +1,7 @@
 """Training task of C2FDAN and its Table I ablations (``occbench train c2fdan``,
-``c2fdan-coarse``, ``c2fdan-no-cross``, ``c2fdan-no-self``, ``c2fdan-no-local``) on aligned
-CelebA faces: Hörmann et al., FG 2021, sections III-C (losses) and IV-A (training).
+``c2fdan-coarse``, ``c2fdan-no-cross``, ``c2fdan-no-self``, ``c2fdan-no-local``,
+``c2fdan-no-style``) on aligned CelebA faces: Hörmann et al., FG 2021, sections III-C
+(losses) and IV-A (training).
 
 Data: every face flipped (p = 1/2) and occluded (``options.occlusion_p``, default 1.0) by the
 shared sampler :func:`occbench.occlusion.sample_training_occlusion` (rect a ~ U[0.01, 0.15]
@@ -22,7 +23,8 @@ Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default
    the adversarial loss on I_f,r, the mean over the seven discriminators (two without the
    local ones, ``c2fdan-no-local``).
 
-``c2fdan-coarse`` trains stage 1 only, for all the config's steps.
+``c2fdan-coarse`` trains stage 1 only, for all the config's steps; ``c2fdan-no-style`` sets
+lambda_style = 0 over whatever the config says (the style loss is still computed and logged).
 
 The loop's schedule is one global factor; each stage's learning rates above are its peak ones
 (those of its first step under ``step`` and ``constant`` schedules; ``lr_scale`` of each
@@ -221,7 +223,13 @@ class C2FDANTask(CelebATask):
         return C2FDANTrainer(generator, discriminators, recognizer,
                              stage1_steps=self.stage1_steps(cfg),
                              stage1_weights=opts.get("stage1_weights"),
-                             weights=opts.get("weights"), pixel_on_fine=opts["pixel_on_fine"])
+                             weights=self.loss_weights(cfg), pixel_on_fine=opts["pixel_on_fine"])
+
+    def loss_weights(self, cfg: TrainConfig) -> dict:
+        """Stage-2 loss weights: the defaults, the config's ``options.weights``, then the
+        variant's own (``c2fdan-no-style``: lambda_style = 0)."""
+        return {**WEIGHTS, **(self.options(cfg).get("weights") or {}),
+                **self.variant.get("loss", {})}
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,

@@ -28,6 +28,7 @@ TRAINABLE: dict[str, tuple[str, str]] = {
     "c2fdan-no-cross": ("c2fdan", "baselines.c2fdan.task:make_task"),
     "c2fdan-no-self": ("c2fdan", "baselines.c2fdan.task:make_task"),
     "c2fdan-no-local": ("c2fdan", "baselines.c2fdan.task:make_task"),
+    "c2fdan-no-style": ("c2fdan", "baselines.c2fdan.task:make_task"),
 }
 
 
