@@ -22,7 +22,9 @@ def test_grid_rows_and_picture(data_root, tmp_path):
     changed = np.any(images[0] != clean, axis=-1).mean(axis=(1, 2))
     assert np.all((changed > 0.05) & (changed < 0.15)), changed
     # BVMR changes the occluded faces (it fills the rectangle) and is closer to the clean ones
-    err = lambda a: np.abs(a.astype(float) - clean).mean()
+    def err(a):
+        return np.abs(a.astype(float) - clean).mean()
+
     assert err(images[1]) < err(images[0])
 
     paths = write_grid(labels, images, tmp_path / "grid_rect_eyes_0.1", "a title")
