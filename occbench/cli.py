@@ -298,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_tr = sub.add_parser("train", help="train a model of baselines/ (resnet50, c2fdan, bvmr, ...)")
     _add_data_arg(p_tr)
-    p_tr.add_argument("name", help="resnet50, resnet50-occ, bvmr, c2fdan or a c2fdan ablation "
-                                   "(c2fdan-coarse, -no-cross, -no-self, -no-local)")
+    p_tr.add_argument("name", help="resnet50, resnet50-occ, bvmr, c2fdan or a c2fdan ablation: "
+                                   "c2fdan-coarse, c2fdan-no-cross, c2fdan-no-self, "
+                                   "c2fdan-no-local, c2fdan-no-style")
     p_tr.add_argument("--config", default="small",
                       help="config name in baselines/<model>/configs/ or a JSON file (default small)")
     p_tr.add_argument("--steps", type=int, default=None, help="override the config's steps")

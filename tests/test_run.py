@@ -286,3 +286,13 @@ def test_parallel_merges_lose_no_rows(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     df = read_results(path)
     assert sorted(df.groupby("model").size().items()) == [("a", 15), ("b", 15)]
+
+
+def test_train_help_names_every_trainable_model():
+    from occbench.cli import build_parser
+    from occbench.train.cli import TRAINABLE
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    text = "".join(train.format_help().split())  # argparse wraps lines at hyphens too
+    for name in TRAINABLE:
+        assert name in text, name
