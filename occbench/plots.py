@@ -3,8 +3,8 @@
 * :func:`fig7` (paper Fig. 7), one row per occlusion form (rectangle, text), one line per
   model (completer, or ``occluded (resnet50-occ)`` for a -occ recognizer), for one base
   recognizer: TPIR vs rank (largest D), TPIR@1 vs number of distractors D (log scale), both
-  averaged over the (position, size) conditions that every line has; TPIR@1 vs occlusion
-  size and SSIM vs size, one panel per position.
+  averaged over the (position, size) conditions that every line has (:func:`comparable`);
+  TPIR@1 vs occlusion size and SSIM vs size, one panel per position.
 * :func:`fig8` (paper Fig. 8): landmark NME vs size per position and form.
 
 Bands are the 95 % intervals stored in the table (per condition), or for averaged lines the
@@ -45,6 +45,28 @@ def _lines(df: pd.DataFrame, base: str) -> pd.DataFrame:
     df = df[df.recognizer.map(base_recognizer) == base].copy()
     df["line"] = [_label(m, r, base) for m, r in zip(df.model, df.recognizer, strict=True)]
     return df
+
+
+def comparable(ident: pd.DataFrame) -> pd.DataFrame:
+    """Rows for the rank and D panels: the (position, size) conditions that every line has.
+
+    A line measured at under half as many conditions as the best-covered one (say one size
+    only) is left out of those two panels, or it would shrink everyone's average to its few
+    conditions; its points still appear in the per-size panels. With no condition in common,
+    every row is kept.
+    """
+    per_line = {line: set(zip(g.position, g["size"], strict=True))
+                for line, g in ident.groupby("line")}
+    if not per_line:
+        return ident
+    most = max(len(c) for c in per_line.values())
+    kept = [line for line, c in per_line.items() if 2 * len(c) >= most]
+    common = set.intersection(*(per_line[line] for line in kept))
+    if not common:
+        return ident
+    keep = ident.line.isin(kept) & np.array(
+        [c in common for c in zip(ident.position, ident["size"], strict=True)], dtype=bool)
+    return ident[keep]
 
 
 def _line_order(labels) -> list[str]:
@@ -104,13 +126,7 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
                              squeeze=False)
     dmax = ident.groupby("line").D.transform("max")
     for i, form in enumerate(forms):
-        f_ident = ident[ident.form == form]
-        # rank and D panels average over the conditions every line has (a fair comparison)
-        per_line = [set(zip(g.position, g["size"], strict=True)) for _, g in f_ident.groupby("line")]
-        common = set.intersection(*per_line) if per_line else set()
-        if common:
-            f_ident = f_ident[[c in common for c in zip(f_ident.position, f_ident["size"],
-                                                        strict=True)]]
+        f_ident = comparable(ident[ident.form == form])
         # TPIR vs rank at the largest D
         cmc = f_ident[(f_ident.D == dmax[f_ident.index]) & (f_ident["rank"] <= 1000)]
         ax = axes[i, 0]

@@ -118,3 +118,24 @@ def test_plot_cli_errors(tmp_path, capsys):
     assert main(["plot", "--results", str(tmp_path), "--recognizer", "nope",
                  "--out", str(tmp_path / "fig")]) == 2
     assert "no identification rows for recognizer 'nope'" in capsys.readouterr().err
+
+
+def test_rank_panels_compare_the_conditions_every_line_has():
+    from occbench.plots import comparable
+
+    def rows(line, conditions):
+        return [{"line": line, "position": p, "size": s, "value": 1.0} for p, s in conditions]
+
+    four = [("eyes", 0.05), ("eyes", 0.1), ("nose", 0.05), ("nose", 0.1)]
+    df = pd.DataFrame(rows("a", four) + rows("b", four[:3]) + rows("one-size", [four[1]]))
+    kept = comparable(df)
+    # "one-size" has under half of a's conditions: left out, instead of cutting all to eyes 0.1
+    assert set(kept.line) == {"a", "b"}
+    assert set(zip(kept.position, kept["size"], strict=True)) == set(four[:3])  # what a and b share
+    assert len(kept) == 6
+    # a line with half the conditions stays and sets the comparison
+    df = pd.DataFrame(rows("a", four) + rows("half", four[:2]))
+    assert set(zip(comparable(df).position, comparable(df)["size"], strict=True)) == set(four[:2])
+    # nothing in common: every row is kept
+    df = pd.DataFrame(rows("a", four[:2]) + rows("b", four[2:]))
+    assert len(comparable(df)) == 4
