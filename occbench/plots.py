@@ -106,7 +106,11 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
 
 
 def _palette(sns, order: list[str]) -> dict:
-    return dict(zip(order, sns.color_palette("tab10", max(len(order), 3)), strict=False))
+    """One distinct colour a line: tab10 up to ten lines, evenly spaced hues beyond (tab10
+    would repeat its colours)."""
+    n = max(len(order), 3)
+    colours = sns.color_palette("tab10" if n <= 10 else "husl", n)
+    return dict(zip(order, colours, strict=False))
 
 
 def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:

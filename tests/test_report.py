@@ -139,3 +139,13 @@ def test_rank_panels_compare_the_conditions_every_line_has():
     # nothing in common: every row is kept
     df = pd.DataFrame(rows("a", four[:2]) + rows("b", four[2:]))
     assert len(comparable(df)) == 4
+
+
+def test_every_line_gets_its_own_colour():
+    import seaborn as sns
+
+    from occbench.plots import _palette
+
+    for n in (3, 10, 12):
+        colours = list(_palette(sns, [f"line {i}" for i in range(n)]).values())
+        assert len(colours) == n and len(set(colours)) == n
