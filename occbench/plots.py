@@ -55,8 +55,9 @@ def comparable(ident: pd.DataFrame) -> pd.DataFrame:
     conditions; its points still appear in the per-size panels. With no condition in common,
     every row is kept.
     """
-    per_line = {line: set(zip(g.position, g["size"], strict=True))
-                for line, g in ident.groupby("line")}
+    cond = pd.Series(list(zip(ident.position, ident["size"], strict=True)), index=ident.index,
+                     dtype=object)
+    per_line = {line: set(c) for line, c in cond.groupby(ident.line)}
     if not per_line:
         return ident
     most = max(len(c) for c in per_line.values())
@@ -64,9 +65,7 @@ def comparable(ident: pd.DataFrame) -> pd.DataFrame:
     common = set.intersection(*(per_line[line] for line in kept))
     if not common:
         return ident
-    keep = ident.line.isin(kept) & np.array(
-        [c in common for c in zip(ident.position, ident["size"], strict=True)], dtype=bool)
-    return ident[keep]
+    return ident[ident.line.isin(kept) & cond.isin(common)]
 
 
 def _line_order(labels) -> list[str]:

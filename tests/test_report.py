@@ -134,8 +134,8 @@ def test_rank_panels_compare_the_conditions_every_line_has():
     assert set(zip(kept.position, kept["size"], strict=True)) == set(four[:3])  # what a and b share
     assert len(kept) == 6
     # a line with half the conditions stays and sets the comparison
-    df = pd.DataFrame(rows("a", four) + rows("half", four[:2]))
-    assert set(zip(comparable(df).position, comparable(df)["size"], strict=True)) == set(four[:2])
+    kept = comparable(pd.DataFrame(rows("a", four) + rows("half", four[:2])))
+    assert set(zip(kept.position, kept["size"], strict=True)) == set(four[:2])
     # nothing in common: every row is kept
     df = pd.DataFrame(rows("a", four[:2]) + rows("b", four[2:]))
     assert len(comparable(df)) == 4
