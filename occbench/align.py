@@ -32,6 +32,7 @@ from occbench.dlib_models import SHAPE_68, load
 from occbench.errors import DataError
 from occbench.imageio import decode_rgb
 from occbench.template import SIZE, TEMPLATE_5
+from occbench.workers import ignore_interrupt
 
 # Bump to invalidate every cached aligned face (detector, landmarks, template or warp changed).
 ALIGN_VERSION = "1"
@@ -225,6 +226,20 @@ def align_face(image: np.ndarray) -> AlignResult:
 # ----------------------------------------------------------------------------- data sets
 
 
+def face_digest(face: np.ndarray) -> str:
+    """Content digest of one aligned face (16 hex digits of the SHA-1 of its pixels).
+
+    Every cached row computed from a face (features, completions) is keyed by its image key
+    *and* this digest, so a file replaced under the same name is recomputed, never reused.
+    """
+    return hashlib.sha1(np.ascontiguousarray(face, dtype=np.uint8).tobytes()).hexdigest()[:16]
+
+
+def face_digests(faces: np.ndarray) -> list[str]:
+    """:func:`face_digest` of each face of an (N, 112, 112, 3) batch."""
+    return [face_digest(f) for f in faces]
+
+
 @dataclass
 class AlignedFaces:
     """The aligned faces of a data set, in the data set's order (unreadable files left out).
@@ -245,6 +260,7 @@ class AlignedFaces:
     seconds: float = 0.0
     version: str = ALIGN_VERSION
     _index: dict[str, int] | None = field(default=None, init=False, repr=False)
+    _digests: list[str] | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -259,6 +275,18 @@ class AlignedFaces:
         if self._index is None:
             self._index = {s.key: i for i, s in enumerate(self.samples)}
         return self._index
+
+    @property
+    def digests(self) -> list[str]:
+        """:func:`face_digest` of each face, in order (computed once)."""
+        if self._digests is None:
+            self._digests = face_digests(self.images)
+        return self._digests
+
+    def digests_of(self, keys) -> list[str]:
+        """The content digests of the faces of ``keys``."""
+        digests = self.digests
+        return [digests[r] for r in self._rows(keys)]
 
     def face(self, key: str) -> np.ndarray:
         """The 112x112x3 aligned face of ``key``."""
@@ -307,6 +335,7 @@ class AlignedFaces:
 
 
 def _init_worker() -> None:
+    ignore_interrupt()
     _models()
 
 

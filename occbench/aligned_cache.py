@@ -5,19 +5,20 @@ alignment version): the 112x112x3 face, the five source landmarks and the aligne
 Keying by content means a renamed or copied file is still a hit and an edited one is not;
 keying by version means bumping ``occbench.align.ALIGN_VERSION`` invalidates everything.
 Rows are written in transactions, batch by batch (a killed run resumes), in WAL mode with a
-busy timeout so several processes can read and write the same file.
+busy timeout so several processes can read and write the same file. A corrupt file is moved
+aside and recomputed (:mod:`occbench.cachedb`); a read-only one is an error naming it.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from occbench.cachedb import connect, guarded
 from occbench.errors import DataError
 from occbench.paths import cache_root
 from occbench.template import SIZE
@@ -58,15 +59,17 @@ class AlignedCache:
     def __init__(self, path: str | Path, version: str):
         self.path = Path(path)
         self.version = str(version)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=120.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._db:
-                self._db.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: aligned-face cache unusable ({exc}); delete it") from None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot create the cache folder {self.path.parent} "
+                            f"({exc.strerror or exc}); set OCCBENCH_CACHE to a writable folder") from None
+        self._db = connect(self.path, _SCHEMA, wal=True, timeout=120.0)
+
+    def _reopen(self) -> None:
+        """After the file was found corrupt and moved aside: a fresh, empty file."""
+        self._db.close()
+        self._db = connect(self.path, _SCHEMA, wal=True, timeout=120.0)
 
     def close(self) -> None:
         self._db.close()
@@ -85,26 +88,35 @@ class AlignedCache:
         return int(n)
 
     def get_many(self, sha1s: Iterable[str]) -> dict[str, CachedFace]:
-        """The cached rows among ``sha1s`` (missing or malformed rows are simply absent)."""
+        """The cached rows among ``sha1s`` (missing or malformed rows are simply absent; a
+        corrupt file is moved aside and everything in it recomputed)."""
         wanted = list(dict.fromkeys(sha1s))
-        found: dict[str, CachedFace] = {}
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                f"SELECT sha1, face, landmarks, aligned FROM faces "
-                f"WHERE version = ? AND sha1 IN ({marks})",
-                (self.version, *chunk),
-            )
-            for sha1, face, lm, aligned in rows:
-                if len(face) != FACE_BYTES or len(lm) != 5 * 2 * 8:
-                    continue  # a row from a foreign writer: recompute it
-                found[sha1] = CachedFace(
-                    face=np.frombuffer(face, dtype=np.uint8).reshape(SIZE, SIZE, 3),
-                    landmarks5=np.frombuffer(lm, dtype="<f8").reshape(5, 2).copy(),
-                    aligned=bool(aligned),
-                )
-        return found
+
+        def read() -> dict[str, CachedFace]:
+            found: dict[str, CachedFace] = {}
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT sha1, face, landmarks, aligned FROM faces "
+                    f"WHERE version = ? AND sha1 IN ({marks})",
+                    (self.version, *chunk),
+                ).fetchall()
+                for sha1, face, lm, aligned in rows:
+                    if len(face) != FACE_BYTES or len(lm) != 5 * 2 * 8:
+                        continue  # a row from a foreign writer: recompute it
+                    found[sha1] = CachedFace(
+                        face=np.frombuffer(face, dtype=np.uint8).reshape(SIZE, SIZE, 3),
+                        landmarks5=np.frombuffer(lm, dtype="<f8").reshape(5, 2).copy(),
+                        aligned=bool(aligned),
+                    )
+            return found
+
+        def fresh() -> dict[str, CachedFace]:
+            self._reopen()
+            return {}
+
+        return guarded(self.path, read, fresh)
 
     def put_many(self, rows: Iterable[tuple[str, CachedFace]]) -> int:
         """Insert or replace rows ``(sha1, CachedFace)`` in one transaction; returns the count."""
@@ -121,12 +133,19 @@ class AlignedCache:
         for _, _, face, _, _ in values:
             if len(face) != FACE_BYTES:
                 raise ValueError(f"a cached face must be {SIZE}x{SIZE}x3 uint8")
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO faces (sha1, version, face, landmarks, aligned) "
-                "VALUES (?, ?, ?, ?, ?)",
-                values,
-            )
+        def insert() -> None:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO faces (sha1, version, face, landmarks, aligned) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    values,
+                )
+
+        def into_fresh() -> None:
+            self._reopen()
+            insert()
+
+        guarded(self.path, insert, into_fresh)
         return len(values)
 
     def drop_other_versions(self) -> int:

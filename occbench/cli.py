@@ -20,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from occbench import __version__
+from occbench import __version__, options
 from occbench.errors import OccbenchError
 
 
@@ -40,9 +40,10 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
 def _cmd_align(args: argparse.Namespace) -> int:
     from occbench.align import align_dataset
     from occbench.data import load_dataset
-    from occbench.paths import resolve_data_root
+    from occbench.paths import check_cache, resolve_data_root
 
     ds = load_dataset(args.set, resolve_data_root(args.data))
+    check_cache()
     faces = align_dataset(ds, limit=args.limit, workers=args.workers)
     print(faces.summary())
     return 0
@@ -50,8 +51,10 @@ def _cmd_align(args: argparse.Namespace) -> int:
 
 def _cmd_occlude(args: argparse.Namespace) -> int:
     from occbench.export import export_occluded
-    from occbench.paths import resolve_data_root
+    from occbench.paths import check_cache, resolve_data_root
 
+    _out_folder(args.out)
+    check_cache()
     summary = export_occluded(
         data_root=resolve_data_root(args.data),
         set_name=args.set,
@@ -65,6 +68,13 @@ def _cmd_occlude(args: argparse.Namespace) -> int:
     )
     print(summary)
     return 0
+
+
+def _out_folder(path) -> Path:
+    """The ``--out`` folder, checked writable before any work (else one clear error)."""
+    from occbench.paths import writable_folder
+
+    return writable_folder(path, "output folder (--out)", "choose another folder with --out")
 
 
 def _split(value: str | None, cast=str):
@@ -115,6 +125,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     models, recognizers = _split(args.models), _split(args.recognizers)
     if not models or not recognizers:
         raise OccbenchError("--models and --recognizers name at least one model each")
+    _out_folder(args.out)
     status = sweep(list(models), list(recognizers), base, resolve_data_root(args.data),
                    Path(args.out), force=args.force, progress=not args.quiet)
     from occbench.results import read_results
@@ -129,6 +140,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from occbench.results import read_results
 
     df = read_results(args.results)
+    if args.out:
+        _out_folder(args.out)
     text = write_report(df, Path(args.out) if args.out else None, _split(args.size))
     print(text)
     return 0
@@ -139,7 +152,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from occbench.results import read_results
 
     df = read_results(args.results)
-    out = Path(args.out)
+    out = _out_folder(args.out)
     try:
         paths = fig7(df, args.recognizer, out) if args.recognizer else all_figures(df, out)
     except ValueError as exc:  # nothing to plot: say what is missing
@@ -159,10 +172,11 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
     check_spec(args.form, args.size, args.position)
     cond = Condition(args.form, args.position, args.size, args.seed)
-    labels, images = grid_images(resolve_data_root(args.data), _split(args.models) or (),
-                                 cond, n=args.n, dataset=args.set, seed=args.seed)
     out = Path(args.out) if args.out else Path(
         "occbench-results") / f"grid_{args.form}_{args.position}_{args.size:g}"
+    _out_folder(out.parent)
+    labels, images = grid_images(resolve_data_root(args.data), _split(args.models) or (),
+                                 cond, n=args.n, dataset=args.set, seed=args.seed)
     title = f"{args.set}: {args.form} occlusion, {args.position}, size {args.size:g}"
     for path in write_grid(labels, images, out, title):
         print(path)
@@ -170,9 +184,13 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from occbench.paths import resolve_data_root
+    from occbench.paths import check_cache, resolve_data_root
     from occbench.train.cli import train_main
 
+    check_cache()
+    for folder in (args.out, args.weights_dir):
+        if folder:
+            _out_folder(folder)
     path = train_main(args.name, args.config, resolve_data_root(args.data), out=args.out,
                       weights_dir=args.weights_dir, resume=args.resume, steps=args.steps,
                       limit=args.limit)
@@ -199,14 +217,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default=None,
                        help="comma list of identification,verification,reconstruction,landmarks "
                             "(default the first three)")
-    p.add_argument("--distractors", type=int, default=None,
+    p.add_argument("--distractors", type=options.count, default=None,
                        help="largest number of distractors D (default all available)")
     p.add_argument("--exclude", default=None,
                        help="noise/exclusion list file of distractor keys or names to drop")
-    p.add_argument("--seed", type=int, default=0, help="occlusion and subset seed (default 0)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--seed", type=options.seed, default=0, help="occlusion and subset seed (default 0)")
+    p.add_argument("--limit", type=options.count, default=None,
                        help="at most N images of each set (quick runs)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch")
+    p.add_argument("--batch-size", type=options.count, default=None, help="images per batch")
     p.add_argument("--no-clean", action="store_true",
                    help="leave out the clean condition (e.g. measured by an earlier run)")
     p.add_argument("--out", default="occbench-results",
@@ -214,8 +232,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with every usage error on one line (``occbench run: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="occbench",
         description="Benchmark occluded face recognition and blind face completion.",
     )
@@ -231,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_align = sub.add_parser("align", help="detect, align to 112x112 and cache a data set's faces")
     _add_data_arg(p_align)
     p_align.add_argument("--set", required=True, help="data set name (lfw, facescrub, celeba, ...)")
-    p_align.add_argument("--limit", type=int, default=None, help="only the first N images")
-    p_align.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    p_align.add_argument("--limit", type=options.count, default=None, help="only the first N images")
+    p_align.add_argument("--workers", type=options.count, default=None, help="processes (default: CPUs)")
     p_align.set_defaults(func=_cmd_align)
 
     p_occ = sub.add_parser("occlude", help="export occluded faces in the paper's gallery layout")
@@ -242,9 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_occ.add_argument("--position", required=True, help="eyes, nose, mouth or outside")
     p_occ.add_argument("--size", required=True, type=float, help="area ratio a or height ratio h")
     p_occ.add_argument("--out", required=True, help="output folder")
-    p_occ.add_argument("--seed", type=int, default=0, help="occlusion seed (default 0)")
-    p_occ.add_argument("--limit", type=int, default=None, help="only the first N images")
-    p_occ.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    p_occ.add_argument("--seed", type=options.seed, default=0, help="occlusion seed (default 0)")
+    p_occ.add_argument("--limit", type=options.count, default=None, help="only the first N images")
+    p_occ.add_argument("--workers", type=options.count, default=None, help="processes (default: CPUs)")
     p_occ.set_defaults(func=_cmd_occlude)
 
     p_run = sub.add_parser("run", help="evaluate a completer (and recognizer) under occlusion")
@@ -291,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_grid.add_argument("--position", default="eyes", help="eyes, nose, mouth or outside")
     p_grid.add_argument("--size", type=float, default=0.1, help="area/height ratio (default 0.1)")
     p_grid.add_argument("--set", default="facescrub", help="data set (default facescrub)")
-    p_grid.add_argument("--n", type=int, default=8, help="faces (columns), default 8")
-    p_grid.add_argument("--seed", type=int, default=0, help="face and occlusion seed")
+    p_grid.add_argument("--n", type=options.count, default=8, help="faces (columns), default 8")
+    p_grid.add_argument("--seed", type=options.seed, default=0, help="face and occlusion seed")
     p_grid.add_argument("--out", default=None, help="output path without extension")
     p_grid.set_defaults(func=_cmd_grid)
 
@@ -303,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "c2fdan-no-local, c2fdan-no-style")
     p_tr.add_argument("--config", default="small",
                       help="config name in baselines/<model>/configs/ or a JSON file (default small)")
-    p_tr.add_argument("--steps", type=int, default=None, help="override the config's steps")
-    p_tr.add_argument("--limit", type=int, default=None, help="only the first N training images")
+    p_tr.add_argument("--steps", type=options.count, default=None, help="override the config's steps")
+    p_tr.add_argument("--limit", type=options.count, default=None, help="only the first N training images")
     p_tr.add_argument("--out", default=None,
                       help="checkpoint folder (default $OCCBENCH_CACHE/train/<name>-<config>)")
     p_tr.add_argument("--weights-dir", default=None,

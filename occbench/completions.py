@@ -6,7 +6,8 @@ recognizer, so the runs of one completer with several recognizers (and the ident
 verification and landmark protocols, and a resumed run) share one cache here.
 
 Layout: ``<cache>/completions/<completer>@<version>/align-<v>/<condition>/`` with
-``meta.json`` and one SQLite shard per writer (``shard-<rank>.sqlite``), one row per image:
+``meta.json`` and one SQLite shard per writer (``shard-<rank>.sqlite``), one row per (image
+key, content digest of the aligned face):
 the completed face (112x112x3 uint8, exact) and the predicted mask thresholded at 0.5 (bit
 packed). The mask is stored binary because the only figure computed from it, the mask IoU,
 thresholds it at 0.5 anyway: figures from cached and fresh completions are identical.
@@ -17,78 +18,102 @@ Delete the ``completions`` folder to free it; it is rebuilt on demand.
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 
+from occbench.cachedb import ShardFiles
+from occbench.errors import OccbenchError
 from occbench.features import Condition, cache_folder
-from occbench.models.base import Completer
+from occbench.models.base import Completer, NonFiniteOutput
 
 SHAPE = (112, 112, 3)
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, content TEXT NOT NULL,"
+           " image BLOB NOT NULL, mask BLOB NOT NULL)")
+_MASK_BYTES = (SHAPE[0] * SHAPE[1] + 7) // 8
 
 
 class CompletionStore:
-    """Completed faces of one (completer, condition) in the cache under ``root``."""
+    """Completed faces of one (completer, condition) in the cache under ``root``, keyed by
+    (image key, content digest of the aligned face)."""
 
     def __init__(self, root, completer: str, condition: Condition, align_version: str):
         meta = {"kind": "completions", "completer": completer,
                 "condition": condition.tag(), "align": align_version}
         self.dir = cache_folder(root, ("completions", completer, f"align-{align_version}",
                                        condition.tag()), meta)
+        self.shards = ShardFiles(self.dir, _SCHEMA)
 
-    def _connect(self, rank: int | None = None, path=None) -> sqlite3.Connection:
-        con = sqlite3.connect(path or self.dir / f"shard-{rank}.sqlite", timeout=60)
-        con.execute("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, image BLOB NOT NULL,"
-                    " mask BLOB NOT NULL)")
-        return con
-
-    def get(self, keys: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """The cached (image, binary mask) of those ``keys`` that are stored."""
+    def get(self, keys: list[str], contents: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The cached (image, binary mask) of those ``keys`` stored for these contents."""
         found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if not keys:
             return found
+        wanted = dict(zip(keys, contents, strict=True))
         n_pixels = SHAPE[0] * SHAPE[1]
         marks = ",".join("?" * len(keys))
-        for shard in sorted(self.dir.glob("shard-*.sqlite")):
-            con = self._connect(path=shard)
-            try:
-                for key, image, mask in con.execute(
-                        f"SELECT key, image, mask FROM rows WHERE key IN ({marks})", keys):
-                    img = np.frombuffer(image, np.uint8).reshape(SHAPE)
-                    bits = np.unpackbits(np.frombuffer(mask, np.uint8))[:n_pixels]
-                    found[key] = img, bits.reshape(SHAPE[:2]).astype(np.float32)
-            finally:
-                con.close()
+        for key, content, image, mask in self.shards.read(
+                f"SELECT key, content, image, mask FROM rows WHERE key IN ({marks})", keys):
+            if wanted.get(key) != content or len(image) != np.prod(SHAPE) \
+                    or len(mask) != _MASK_BYTES:
+                continue  # another face under this name, or a damaged row: recomputed
+            img = np.frombuffer(image, np.uint8).reshape(SHAPE)
+            bits = np.unpackbits(np.frombuffer(mask, np.uint8))[:n_pixels]
+            found[key] = img, bits.reshape(SHAPE[:2]).astype(np.float32)
         return found
 
-    def put(self, keys: list[str], images: np.ndarray, masks: np.ndarray, rank: int = 0) -> None:
+    def put(self, keys: list[str], contents: list[str], images: np.ndarray, masks: np.ndarray,
+            rank: int = 0) -> None:
         """Commit one batch (one transaction) to this writer's shard."""
         images = np.ascontiguousarray(images, dtype=np.uint8)
         bits = np.packbits((np.asarray(masks) > 0.5).reshape(len(keys), -1), axis=1)
-        con = self._connect(rank)
-        try:
-            with con:
-                con.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)",
-                                [(k, images[i].tobytes(), bits[i].tobytes())
-                                 for i, k in enumerate(keys)])
-        finally:
-            con.close()
+        self.shards.write(rank, "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?)",
+                          [(k, contents[i], images[i].tobytes(), bits[i].tobytes())
+                           for i, k in enumerate(keys)])
+
+
+def run_completer(completer: Completer, keys: list[str], occluded: np.ndarray,
+                  clean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``completer.complete(occluded, clean)``, refusing output that would give wrong numbers
+    silently: NaN/inf (e.g. from weights that hold NaN) or arrays of the wrong shape. The error
+    names the completer and the first image at fault."""
+    name = completer.name or type(completer).__name__
+    try:
+        images, masks = completer.complete(occluded, clean)
+    except NonFiniteOutput as exc:
+        raise OccbenchError(f"completer {name!r} returned NaN/inf for {keys[exc.row]}; "
+                            "refusing to score it (are its weights finite?)") from None
+    images, masks = np.asarray(images), np.asarray(masks)
+    if images.shape != occluded.shape or images.dtype != np.uint8:
+        raise OccbenchError(f"completer {name!r} returned images of {images.shape} "
+                            f"{images.dtype}, expected {occluded.shape} uint8")
+    if masks.shape != occluded.shape[:3]:
+        raise OccbenchError(f"completer {name!r} returned masks of {masks.shape}, "
+                            f"expected {occluded.shape[:3]}")
+    bad = np.flatnonzero(~np.isfinite(masks.reshape(len(masks), -1)).all(axis=1))
+    if bad.size:
+        raise OccbenchError(f"completer {name!r} returned a NaN/inf mask for {keys[bad[0]]} "
+                            f"({bad.size} of {len(keys)} images); refusing to score it "
+                            "(are its weights finite?)")
+    return images, masks.astype(np.float32, copy=False)
 
 
 def complete_cached(completer: Completer, store: CompletionStore | None, keys: list[str],
-                    occluded: np.ndarray, clean: np.ndarray, rank: int = 0):
-    """``completer.complete(occluded, clean)``, reading and filling ``store`` (if given)."""
+                    contents: list[str], occluded: np.ndarray, clean: np.ndarray,
+                    rank: int = 0):
+    """:func:`run_completer`, reading and filling ``store`` (if given) for faces of these
+    ``contents`` (their :func:`~occbench.align.face_digest`)."""
     if store is None:
-        return completer.complete(occluded, clean)
-    found = store.get(keys)
+        return run_completer(completer, keys, occluded, clean)
+    found = store.get(keys, contents)
     todo = [i for i, k in enumerate(keys) if k not in found]
     images = np.empty(occluded.shape, np.uint8)
     masks = np.empty(occluded.shape[:3], np.float32)
     if todo:
-        new_images, new_masks = completer.complete(occluded[todo], clean[todo])
-        store.put([keys[i] for i in todo], new_images, new_masks, rank=rank)
+        new_images, new_masks = run_completer(completer, [keys[i] for i in todo],
+                                              occluded[todo], clean[todo])
+        store.put([keys[i] for i in todo], [contents[i] for i in todo], new_images, new_masks,
+                  rank=rank)
         images[todo] = new_images
-        masks[todo] = (np.asarray(new_masks) > 0.5)
+        masks[todo] = (new_masks > 0.5)
     for i, k in enumerate(keys):
         if k in found:
             images[i], masks[i] = found[k]

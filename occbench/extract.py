@@ -1,7 +1,8 @@
 """Per-image work of a run: occlude -> complete -> embed (+ PSNR/SSIM/mask IoU), into the cache.
 
 ``extract`` fills a :class:`~occbench.features.FeatureStore` for a list of aligned faces,
-skipping keys already stored (resume), in batches committed one at a time. With
+skipping faces already stored under the same key and content (resume), in batches committed
+one at a time. With
 ``world > 1`` (torchrun), rank ``r`` handles the images whose index is ``r`` modulo ``world``
 and writes its own shard.
 """
@@ -70,9 +71,11 @@ def extract(
     ``completer=None`` embeds the faces as they are (clean distractors) and skips the
     reconstruction figures. ``completions``: the completer's output cache (read and filled).
     """
+    from occbench.align import face_digests
     from occbench.metrics import psnr, ssim
 
-    done = store.done_keys()
+    contents = face_digests(faces)  # rows are keyed by what produced them, not just the name
+    done = store.done_keys(keys, contents)
     todo = [i for i in range(len(keys)) if i % world == rank and keys[i] not in done]
     if not todo:
         return 0
@@ -82,18 +85,20 @@ def extract(
     for start in range(0, len(todo), bs):
         idx = np.asarray(todo[start:start + bs])
         batch_keys = [keys[i] for i in idx]
+        batch_contents = [contents[i] for i in idx]
         clean = faces[idx]
         if completer is None:
             completed, quality = clean, None
         else:
             occluded, true_mask = occlude_faces(clean, batch_keys, condition)
             completed, pred_mask = complete_cached(completer, completions, batch_keys,
-                                                   occluded, clean, rank=rank)
+                                                   batch_contents, occluded, clean, rank=rank)
             iou = mask_iou(pred_mask, true_mask) if not condition.clean else None
             quality = (psnr(completed, clean), ssim(completed, clean), iou)
         feats = recognizer.embed(completed)
         check_embeddings(feats, recognizer.name, batch_keys)
-        store.put(batch_keys, feats, *(quality or (None, None, None)), rank=rank)
+        store.put(batch_keys, batch_contents, feats, *(quality or (None, None, None)),
+                  rank=rank)
         bar.update(len(idx))
     bar.close()
     return len(todo)

@@ -2,27 +2,29 @@
 
 One folder per (recognizer, completer, alignment version, occlusion condition) holds
 ``meta.json`` and one SQLite shard per writer (``shard-<rank>.sqlite``: torchrun ranks write
-their own). Each row is keyed by the image key and holds the embedding and the
-reconstruction figures of that image (PSNR, SSIM, mask IoU). Rows are committed batch by
-batch, so a run killed half-way resumes where it stopped; every row is a pure function of
-its key, so the resumed result is identical to an uninterrupted one.
+their own). Each row is keyed by the image key and the content digest of its aligned face,
+and holds the embedding and the reconstruction figures of that image (PSNR, SSIM, mask IoU).
+Rows are committed batch by batch, so a run killed half-way resumes where it stopped; every
+row is a pure function of its key and content, so the resumed result is identical to an
+uninterrupted one, and a file replaced under the same name is recomputed.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from occbench.cachedb import ShardFiles
 from occbench.errors import DataError
 from occbench.imageio import atomic_write
 
-FORMAT_VERSION = 1
+# 2: rows keyed by (image key, content digest of the aligned face)
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,30 @@ def cache_folder(root: Path, parts: tuple[str, ...], meta: dict) -> Path:
     if meta_path.exists():
         try:
             found = json.loads(meta_path.read_text())
+            why = f"was written by another version ({found})"
         except (OSError, ValueError):
-            found = None
+            found, why = None, "has an unreadable meta.json"
         if found == meta:
             return folder
-        print(f"occbench: cache {folder} was written by another version ({found}); "
-              "recomputing", file=sys.stderr)
+        print(f"occbench: cache {folder} {why}; recomputing", file=sys.stderr)
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(meta_path, json.dumps(meta, indent=1).encode())
     return folder
 
 
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, content TEXT NOT NULL,"
+           " feature BLOB NOT NULL, psnr REAL, ssim REAL, iou REAL)")
+
+
 class FeatureStore:
-    """The cache folder of one (recognizer, completer, condition)."""
+    """The cache folder of one (recognizer, completer, condition).
+
+    Every row is keyed by the image key *and* the content digest of the aligned face it was
+    computed from (:func:`occbench.align.face_digest`): a row whose face has changed since (a
+    file replaced under the same name) or whose feature has the wrong length (a damaged row)
+    is not found, and so recomputed.
+    """
 
     def __init__(self, root: Path, recognizer: str, completer: str, condition: Condition,
                  align_version: str, dim: int):
@@ -94,55 +106,41 @@ class FeatureStore:
         }
         self.dir = cache_folder(root, ("features", recognizer, completer,
                                        f"align-{align_version}", condition.tag()), self.meta)
+        self.shards = ShardFiles(self.dir, _SCHEMA)
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
-        con = sqlite3.connect(path, timeout=60)
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, feature BLOB NOT NULL,"
-            " psnr REAL, ssim REAL, iou REAL)"
-        )
-        return con
+    def _valid(self, keys: list[str], contents: list[str], columns: str) -> dict[str, tuple]:
+        """The stored rows of ``keys`` whose content digest matches and whose feature is whole."""
+        if len(keys) != len(contents):
+            raise ValueError(f"{len(keys)} keys but {len(contents)} content digests")
+        wanted = dict(zip(keys, contents, strict=True))
+        found: dict[str, tuple] = {}
+        size = 4 * self.dim
+        for row in self.shards.read(f"SELECT key, content, feature{columns} FROM rows"):
+            key, content, feature = row[:3]
+            if wanted.get(key) == content and isinstance(feature, bytes) and len(feature) == size:
+                found[key] = row[2:]
+        return found
 
-    def _shards(self) -> list[Path]:
-        return sorted(self.dir.glob("shard-*.sqlite"))
+    def done_keys(self, keys: list[str], contents: list[str]) -> set[str]:
+        """Those of ``keys`` stored with a valid row for this content."""
+        return set(self._valid(keys, contents, ""))
 
-    def done_keys(self) -> set[str]:
-        done: set[str] = set()
-        for shard in self._shards():
-            with self._connect(shard) as con:
-                done.update(k for (k,) in con.execute("SELECT key FROM rows"))
-        return done
-
-    def put(self, keys, features, psnr=None, ssim=None, iou=None, rank: int = 0) -> None:
+    def put(self, keys, contents, features, psnr=None, ssim=None, iou=None, rank: int = 0) -> None:
         """Commit one batch (one transaction) to this writer's shard."""
         features = np.ascontiguousarray(features, dtype=np.float32)
         if features.shape != (len(keys), self.dim):
             raise ValueError(f"features of shape {features.shape}, expected ({len(keys)}, {self.dim})")
+        if len(contents) != len(keys):
+            raise ValueError(f"{len(keys)} keys but {len(contents)} content digests")
         nan = [float("nan")] * len(keys)
         cols = [list(map(float, c)) if c is not None else nan for c in (psnr, ssim, iou)]
-        con = self._connect(self.dir / f"shard-{rank}.sqlite")
-        try:
-            with con:
-                con.executemany(
-                    "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
-                    [(k, features[i].tobytes(), cols[0][i], cols[1][i], cols[2][i])
-                     for i, k in enumerate(keys)],
-                )
-        finally:
-            con.close()
+        self.shards.write(rank, "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?, ?)",
+                          [(k, contents[i], features[i].tobytes(), cols[0][i], cols[1][i],
+                            cols[2][i]) for i, k in enumerate(keys)])
 
-    def get(self, keys: list[str]) -> Stored:
-        """Read rows for ``keys`` (all must be present)."""
-        found: dict[str, tuple] = {}
-        wanted = set(keys)
-        for shard in self._shards():
-            con = self._connect(shard)
-            try:
-                for row in con.execute("SELECT key, feature, psnr, ssim, iou FROM rows"):
-                    if row[0] in wanted:
-                        found[row[0]] = row[1:]
-            finally:
-                con.close()
+    def get(self, keys: list[str], contents: list[str]) -> Stored:
+        """Read the rows of ``keys`` (all must be stored for these contents)."""
+        found = self._valid(keys, contents, ", psnr, ssim, iou")
         missing = [k for k in keys if k not in found]
         if missing:
             raise DataError(f"feature cache {self.dir} lacks {len(missing)} images (e.g. {missing[0]})")

@@ -24,6 +24,7 @@ def grid_images(data_root: str | Path, models: list[str], condition: Condition, 
     The ``n`` faces are drawn from ``dataset`` with ``seed``, one per identity where possible.
     """
     from occbench.align import align_dataset
+    from occbench.completions import run_completer
     from occbench.data import load_dataset
     from occbench.extract import occlude_faces
     from occbench.models import create_completer
@@ -47,7 +48,7 @@ def grid_images(data_root: str | Path, models: list[str], condition: Condition, 
     for name in models:
         if name == "occluded":
             continue
-        completed, _ = create_completer(name).complete(occluded, clean)
+        completed, _ = run_completer(create_completer(name), faces.keys, occluded, clean)
         rows.append(completed)
         labels.append(name)
     rows.append(clean)

@@ -40,7 +40,9 @@ def decode_rgb(data: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # truncated files raise here (LOAD_TRUNCATED_IMAGES is off by default)
             arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image (not in any known image format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{path}: not a readable image ({exc})") from None
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:
         raise DataError(f"{path}: image too small ({arr.shape[1]}x{arr.shape[0]})")

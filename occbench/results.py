@@ -91,6 +91,29 @@ def read_results(path: str | Path) -> pd.DataFrame:
     missing = [c for c in ID_COLUMNS + VALUE_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path}: not an occbench results table (missing columns {missing})")
+    return check_table(df, path)
+
+
+NUMERIC_COLUMNS = ["size", "D", "rank", "value", "n", "ci_low", "ci_high"]
+
+
+def check_table(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """``df`` if its figures are numbers and each row identity occurs once; else a
+    :class:`DataError` naming ``path`` (rows repeated with the same figures are dropped)."""
+    for col in NUMERIC_COLUMNS:
+        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+            raise DataError(f"{path}: column {col!r} holds {df[col].dtype} values, not numbers; "
+                            "this table was not written by occbench (rerun to rewrite it)")
+    dup = df.duplicated(subset=ID_COLUMNS, keep=False)
+    if dup.any():
+        clash = df[dup].groupby(ID_COLUMNS, dropna=False)[VALUE_COLUMNS].nunique(dropna=False)
+        clash = clash[(clash > 1).any(axis=1)]
+        if len(clash):
+            first = dict(zip(ID_COLUMNS, clash.index[0], strict=True))
+            raise DataError(f"{path}: {len(clash)} row identities occur more than once with "
+                            f"different figures (e.g. {first}); which one is right is unknown: "
+                            "rerun those conditions into a fresh table")
+        df = df.drop_duplicates(subset=ID_COLUMNS, keep="last").reset_index(drop=True)
     return df
 
 

@@ -51,7 +51,13 @@ class RunConfig:
 
     def __post_init__(self):
         from occbench.occlusion import EVAL_SIZES, canonical_form, check_spec
+        from occbench.options import at_least
 
+        for name, minimum in (("limit", 1), ("distractors", 1), ("batch_size", 1),
+                              ("landmark_images", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if value is not None:
+                at_least(value, minimum, name)
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown:
             raise ConfigError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
@@ -265,9 +271,8 @@ class Runner:
     def verification_rows(self, cond, store) -> list[Row]:
         from occbench.protocols.verification import verify
 
-        k1 = [p.key1 for p in self.pairs]
-        k2 = [p.key2 for p in self.pairs]
-        f1, f2 = store.get(k1).features, store.get(k2).features
+        f1, f2 = (store.get(k, self.pair_faces.digests_of(k)).features
+                  for k in ([p.key1 for p in self.pairs], [p.key2 for p in self.pairs]))
         res = verify(f1, f2, np.array([p.same for p in self.pairs]),
                      np.array([p.fold for p in self.pairs]))
         # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, 9 dof) = 2.262);
@@ -312,7 +317,8 @@ class Runner:
         for s in range(0, len(faces), bs):
             keys, clean = faces.keys[s:s + bs], faces.images[s:s + bs]
             occluded, _ = occlude_faces(clean, keys, cond)
-            completed[s:s + bs] = complete_cached(self.completer, cache, keys, occluded, clean)[0]
+            completed[s:s + bs] = complete_cached(self.completer, cache, keys,
+                                                  faces.digests[s:s + bs], occluded, clean)[0]
         errors = landmark_errors(self._landmark_ref, landmarks68(completed))
         rows = []
         for metric, values in errors.items():
@@ -330,7 +336,7 @@ class Runner:
             dstore = self.distractor_store()
             _barrier(self.world)
             if self.rank == 0:
-                dis = dstore.get(self.distractor_keys)
+                dis = dstore.get(self.distractor_keys, self.distractor_faces.digests)
         need_features = {"identification", "verification", "reconstruction"} & set(cfg.protocols)
         for cond in cfg.conditions:
             if need_features:
@@ -339,8 +345,10 @@ class Runner:
             if self.rank != 0:
                 continue
             if need_features:
-                probe = store.get(self.probe_keys) if self.probe_keys else None
-                pairs = store.get(self.pair_keys) if self.pair_keys else None
+                probe = (store.get(self.probe_keys, self.probe_faces.digests)
+                         if self.probe_keys else None)
+                pairs = (store.get(self.pair_keys, self.pair_faces.digests)
+                         if self.pair_keys else None)
             if "identification" in cfg.protocols:
                 rows += self.identification_rows(cond, probe, dis)
             if "verification" in cfg.protocols:
@@ -359,9 +367,13 @@ def run(config: RunConfig, data_root: Path, out: Path, *, cache: Path | None = N
 
     ``memo``: a dict shared between runs of one process (a sweep) to align/load each set once.
     """
-    from occbench.paths import cache_root
+    from occbench.paths import check_cache, writable_folder
 
-    runner = Runner(config, data_root, cache or cache_root(), progress=progress, memo=memo)
+    # Both folders are checked before any work: a run that cannot write its rows at the end
+    # would lose an hour of computing.
+    writable_folder(out, "results folder (--out)", "choose another folder with --out")
+    cache = check_cache(cache)
+    runner = Runner(config, data_root, cache, progress=progress, memo=memo)
     rows = runner.run()
     if runner.rank != 0:
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from occbench.align import face_digests
 from occbench.completions import CompletionStore, complete_cached
 from occbench.extract import mask_iou
 from occbench.features import Condition
@@ -23,8 +24,9 @@ def test_round_trip_is_exact_and_mask_is_thresholded(tmp_path, lfw_faces):
     masks[1, 5:9, 5:9] = 0.49  # below the threshold: dropped
     masks[2, -1, -1] = 1.0  # the last bit of the packed mask
     keys = ["a/1", "a/2", "b/1"]
-    store.put(keys, lfw_faces[:3], masks)
-    got = store.get(["b/1", "zz", "a/1", "a/2"])
+    store.put(keys, face_digests(lfw_faces[:3]), lfw_faces[:3], masks)
+    got = store.get(["b/1", "zz", "a/1", "a/2"],
+                    face_digests(lfw_faces[[2, 3, 0, 1]]))
     assert set(got) == {"a/1", "a/2", "b/1"}
     for i, k in enumerate(keys):
         image, mask = got[k]
@@ -42,15 +44,21 @@ def test_complete_cached_calls_the_completer_only_for_new_keys(tmp_path, lfw_fac
     keys = [f"k/{i}" for i in range(6)]
     occluded, true_mask, _ = occlude_batch(faces, keys, "rect", 0.1, "eyes", seed=0)
     store = CompletionStore(tmp_path, "bvmr@test", COND, "1")
+    digests = face_digests(faces)
     direct_images, direct_masks = real(occluded, faces)
-    first = complete_cached(comp, store, keys[:4], occluded[:4], faces[:4])
-    both = complete_cached(comp, store, keys, occluded, faces)  # 4 cached, 2 new
+    first = complete_cached(comp, store, keys[:4], digests[:4], occluded[:4], faces[:4])
+    both = complete_cached(comp, store, keys, digests, occluded, faces)  # 4 cached, 2 new
     assert calls == [4, 2]
     assert np.array_equal(first[0], direct_images[:4])
     assert np.array_equal(both[0], direct_images)
     assert np.array_equal(mask_iou(both[1], true_mask), mask_iou(direct_masks, true_mask))
-    again = complete_cached(comp, store, keys[::-1], occluded[::-1], faces[::-1])
+    again = complete_cached(comp, store, keys[::-1], digests[::-1], occluded[::-1], faces[::-1])
     assert calls == [4, 2] and np.array_equal(again[0], direct_images[::-1])
+    # another face under a cached name is completed anew, never served from the cache
+    swapped = faces[[1, 0]]
+    occ_swapped, _, _ = occlude_batch(swapped, keys[:2], "rect", 0.1, "eyes", seed=0)
+    out = complete_cached(comp, store, keys[:2], face_digests(swapped), occ_swapped, swapped)
+    assert calls == [4, 2, 2] and np.array_equal(out[0], real(occ_swapped, swapped)[0])
 
 
 def test_second_recognizer_reuses_completions_and_rows_match(data_root, tmp_path, monkeypatch):

@@ -179,19 +179,24 @@ def test_mask_iou_hand_case():
 def test_feature_cache_resume_and_old_version(tmp_path, capsys):
     cond = Condition("rect", "eyes", 0.1, 0)
     store = FeatureStore(tmp_path, "r@1", "c@1", cond, "1", dim=2)
-    store.put(["a", "b"], np.array([[1, 0], [0, 1]], np.float32), psnr=[20.0, 21.0])
-    store.put(["c"], np.array([[1, 1]], np.float32), rank=1)  # another rank's shard
-    assert store.done_keys() == {"a", "b", "c"}
-    got = store.get(["c", "a"])
+    store.put(["a", "b"], ["da", "db"], np.array([[1, 0], [0, 1]], np.float32),
+              psnr=[20.0, 21.0])
+    store.put(["c"], ["dc"], np.array([[1, 1]], np.float32), rank=1)  # another rank's shard
+    assert store.done_keys(["a", "b", "c"], ["da", "db", "dc"]) == {"a", "b", "c"}
+    got = store.get(["c", "a"], ["dc", "da"])
     assert np.array_equal(got.features, [[1, 1], [1, 0]]) and np.isnan(got.psnr[0])
+    # a row stored for other content (a file replaced under the same name) is not found
+    assert store.done_keys(["a", "b"], ["da", "changed"]) == {"a"}
+    with pytest.raises(OccbenchError, match="lacks 1 images"):
+        store.get(["b"], ["changed"])
     # a cache written by an older format is dropped and recomputed, with a message
     meta = store.dir / "meta.json"
-    meta.write_text(meta.read_text().replace('"format": 1', '"format": 0'))
+    meta.write_text(meta.read_text().replace('"format": 2', '"format": 0'))
     fresh = FeatureStore(tmp_path, "r@1", "c@1", cond, "1", dim=2)
-    assert fresh.done_keys() == set()
+    assert fresh.done_keys(["a"], ["da"]) == set()
     assert "another version" in capsys.readouterr().err
     with pytest.raises(OccbenchError, match="lacks 1 images"):
-        fresh.get(["a"])
+        fresh.get(["a"], ["da"])
 
 
 def test_results_merge_replaces_same_identity(tmp_path):

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from occbench.data.base import Dataset
 from occbench.errors import DataError
 from occbench.imageio import read_rgb
+from occbench.workers import ignore_interrupt
 
 KNOWN_SETS = ("lfw", "facescrub", "celeba", "megaface")
 SHOWN = 20  # files listed by name per set and kind of fault; the rest are counted
@@ -92,7 +93,7 @@ def _unreadable(ds: Dataset, workers: int, progress: bool) -> list[tuple[str, st
     bar = dict(total=len(paths), desc=f"check {ds.name}", unit="img", file=sys.stderr,
                disable=not progress, leave=False)
     if workers > 1 and len(paths) > 200:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=ignore_interrupt) as pool:
             reasons = list(tqdm(pool.map(_probe, paths, chunksize=64), **bar))
     else:
         reasons = [_probe(p) for p in tqdm(paths, **bar)]

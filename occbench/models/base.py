@@ -11,6 +11,17 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from occbench.errors import OccbenchError
+
+
+class NonFiniteOutput(OccbenchError):
+    """A model returned NaN/inf for the face at ``row`` of the batch it was given."""
+
+    def __init__(self, model: str, row: int):
+        super().__init__(f"{model!r} returned NaN/inf for face {row} of its batch; "
+                         "refusing to score it (are its weights finite?)")
+        self.model, self.row = model, row
+
 
 class Completer(ABC):
     """Occluded image -> (completed image, predicted mask).

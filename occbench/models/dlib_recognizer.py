@@ -41,6 +41,7 @@ import numpy as np
 from occbench.dlib_models import FACE_RESNET, load
 from occbench.models import register_recognizer
 from occbench.models.base import Recognizer, l2_normalise
+from occbench.workers import ignore_interrupt
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -137,7 +138,8 @@ class DlibRecognizer(Recognizer):
     def _executor(self):
         if self._pool is None:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
+                                             initializer=ignore_interrupt)
             weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
         return self._pool
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from occbench.errors import OccbenchError
-from occbench.models.base import Completer
+from occbench.models.base import Completer, NonFiniteOutput
 
 
 def default_device(device: str | None = None) -> torch.device:
@@ -43,12 +43,18 @@ def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
         raise OccbenchError(f"no trained weights at {path}; train them with "
                             f"`occbench train {name} --config {arch} --data ROOT`")
     try:
-        net.load_state_dict(load_file(str(path)))
+        tensors = load_file(str(path))
+    except Exception as exc:  # not a safetensors file at all
+        raise OccbenchError(f"{path}: not a readable safetensors file ({exc})") from None
+    try:
+        net.load_state_dict(tensors)
     except RuntimeError as exc:  # another architecture: say which file and config
         raise OccbenchError(f"{path} does not hold {name} --config {arch} weights: "
                             f"{str(exc).splitlines()[0]}") from None
-    except Exception as exc:  # not a safetensors file at all
-        raise OccbenchError(f"{path}: not a readable safetensors file ({exc})") from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise OccbenchError(f"{path}: tensor {key!r} holds NaN/inf; these weights cannot "
+                                f"be used (retrain with `occbench train {name} --config {arch}`)")
     return f"{arch}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
 
@@ -100,7 +106,11 @@ class TorchCompleter(Completer):
             for s in range(0, len(occluded), self.batch_size):
                 x = to_unit(torch.as_tensor(occluded[s:s + self.batch_size], device=self.device))
                 out, mask = self.net(x)
-                out, mask = out.float(), mask.float().clamp(0, 1)
+                out, mask = out.float(), mask.float()
+                finite = torch.isfinite(out).flatten(1).all(1) & torch.isfinite(mask).flatten(1).all(1)
+                if not bool(finite.all()):
+                    raise NonFiniteOutput(self.name, s + int(torch.nonzero(~finite)[0, 0]))
+                mask = mask.clamp(0, 1)
                 if self.compose:
                     out = (1 - mask) * x + mask * out
                 images.append(to_uint8(out).cpu())

@@ -1,0 +1,40 @@
+"""Checks of numeric options, shared by the command line and the Python API.
+
+Every count (``--limit``, ``--distractors``, ``--batch-size``, ``--workers``, ``--n``,
+``--steps``) means the same in every command: a whole number >= 1, ``--limit N`` = the first N
+images. Seeds are whole numbers >= 0. Anything else is one clear error, never a silent
+reinterpretation (``--limit 0`` once ran the full benchmark, ``--limit -5`` dropped 5 images).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from occbench.errors import ConfigError
+
+
+def at_least(value, minimum: int, name: str) -> int:
+    """``value`` as an int if it is a whole number >= ``minimum``; else :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _arg_type(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum} ({what}), "
+                                             f"got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum} ({what}), "
+                                             f"got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+count = _arg_type(1, "a count")
+seed = _arg_type(0, "a seed")
