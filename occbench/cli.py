@@ -51,8 +51,10 @@ def _cmd_align(args: argparse.Namespace) -> int:
 
 def _cmd_occlude(args: argparse.Namespace) -> int:
     from occbench.export import export_occluded
+    from occbench.occlusion import check_spec
     from occbench.paths import check_cache, resolve_data_root
 
+    check_spec(args.form, args.size, args.position)  # a bad setting writes nothing
     _out_folder(args.out)
     check_cache()
     summary = export_occluded(
