@@ -83,6 +83,41 @@ def _split(value: str | None, cast=str):
     return None if value in (None, "", "all") else tuple(cast(v) for v in value.split(","))
 
 
+def _option_args(text: str) -> dict:
+    """``KEY=VALUE,KEY=VALUE`` model options as a dict (``--recognizer-args``).
+
+    Values become bool (true/false/yes/no/on/off), int, float or str; ``a/b/c`` with every
+    part a number becomes a tuple of numbers (per-channel values; a path stays a string).
+    """
+
+    def scalar(v: str):
+        if v.lower() in ("true", "yes", "on", "false", "no", "off"):
+            return v.lower() in ("true", "yes", "on")
+        for cast in (int, float):
+            try:
+                return cast(v)
+            except ValueError:
+                pass
+        return v
+
+    out: dict = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE[,KEY=VALUE...], got {item!r}")
+        if key in out:
+            raise argparse.ArgumentTypeError(f"{key!r} given twice")
+        parts = [scalar(p) for p in value.split("/")] if "/" in value else None
+        if parts and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in parts):
+            out[key] = tuple(parts)
+        else:
+            out[key] = scalar(value)
+    return out
+
+
 def _run_config(args: argparse.Namespace, model: str, recognizer: str):
     """The RunConfig of ``run``/``sweep`` options."""
     from occbench.runner import DEFAULT_PROTOCOLS, RunConfig
@@ -101,6 +136,7 @@ def _run_config(args: argparse.Namespace, model: str, recognizer: str):
         limit=args.limit,
         batch_size=args.batch_size,
         include_clean=not args.no_clean,
+        recognizer_args=args.recognizer_args or {},
     )
 
 
@@ -227,6 +263,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=options.count, default=None,
                        help="at most N images of each set (quick runs)")
     p.add_argument("--batch-size", type=options.count, default=None, help="images per batch")
+    p.add_argument("--recognizer-args", type=_option_args, default=None, metavar="KEY=VALUE,...",
+                   help="recognizer options, e.g. path=model.onnx,mean=123.675/116.28/103.53,"
+                        "flip=1 (per-channel values separated by /)")
     p.add_argument("--no-clean", action="store_true",
                    help="leave out the clean condition (e.g. measured by an earlier run)")
     p.add_argument("--out", default="occbench-results",

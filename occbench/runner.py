@@ -47,6 +47,7 @@ class RunConfig:
     landmark_images: int = 1000  # LFW faces (a seeded sample of the pair images) for landmarks
     batch_size: int | None = None
     include_clean: bool = True  # False: only the occluded conditions (clean measured already)
+    recognizer_args: dict = field(default_factory=dict)  # keyword options of the recognizer
     conditions: list[Condition] = field(default_factory=list, init=False)
 
     def __post_init__(self):
@@ -102,7 +103,7 @@ class Runner:
         self.cache = cache
         self.progress = progress
         self.completer = create_completer(config.model)
-        self.recognizer = create_recognizer(config.recognizer)
+        self.recognizer = create_recognizer(config.recognizer, **config.recognizer_args)
         self.align_version = str(ALIGN_VERSION)
         self.rank, self.world = _dist_env()
         self.timings: dict[str, float] = {}

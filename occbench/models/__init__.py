@@ -13,6 +13,7 @@ when loaded/called, registers its models with :func:`register_completer` /
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
@@ -26,6 +27,7 @@ RECOGNIZERS: dict[str, Callable[..., Recognizer]] = {}
 _BUILTIN_MODULES = (
     "occbench.models.completers",
     "occbench.models.dlib_recognizer",
+    "occbench.models.onnx_recognizer",
     "baselines.resnet50.adapter",
     "baselines.bvmr.adapter",
     "baselines.c2fdan.adapter",
@@ -85,7 +87,32 @@ def create_recognizer(name: str, **kwargs) -> Recognizer:
         raise ConfigError(
             f"unknown recognizer {name!r}; known recognizers: {', '.join(sorted(RECOGNIZERS))}"
         )
-    return RECOGNIZERS[name](**kwargs)
+    factory = RECOGNIZERS[name]
+    _check_options(factory, kwargs, f"recognizer {name!r}")
+    return factory(**kwargs)
+
+
+def _check_options(factory: Callable, kwargs: dict, what: str) -> None:
+    """Unknown or missing keyword options of ``factory`` as one ConfigError naming them."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to check against: let the call decide
+        return
+    try:
+        sig.bind(**kwargs)
+    except TypeError:
+        params = sig.parameters
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        named = [p for p in params.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        known = ", ".join(p.name for p in named) or "none"
+        unknown = [] if accepts_any else [k for k in kwargs if k not in params]
+        if unknown:
+            raise ConfigError(f"{what} has no option {unknown[0]!r} (its options: {known})") from None
+        missing = [p.name for p in named if p.default is p.empty and p.name not in kwargs]
+        if missing:
+            raise ConfigError(f"{what} needs the option {missing[0]!r} "
+                              f"(e.g. --recognizer-args {missing[0]}=...)") from None
+        raise
 
 
 __all__ = [

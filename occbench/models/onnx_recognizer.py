@@ -1,0 +1,245 @@
+"""Any ONNX face-recognition model as the ``onnx`` recognizer, run with onnxruntime.
+
+Most face-recognition models people bring (insightface's ``w600k_r50.onnx``, MobileFaceNets,
+...) take 112x112 faces aligned to the ArcFace 5-point template, which is what occbench hands
+every recognizer, so one adapter with a few options runs them all:
+
+    from occbench.models import create_recognizer
+    rec = create_recognizer("onnx", path="mobilefacenet.onnx",
+                            mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
+                            flip=True)
+    emb = rec.embed(faces)      # (N, 112, 112, 3) uint8 RGB -> (N, dim) float32, unit rows
+
+or on the command line ``--recognizer onnx --recognizer-args path=...,mean=a/b/c,flip=1``.
+
+Options:
+
+* ``path``: the ``.onnx`` file (required).
+* ``channels``: ``"RGB"`` (default) or ``"BGR"``, the channel order the network expects.
+* ``mean``, ``std``: a scalar or 3 per-channel values in 0-255 pixel units, listed in the
+  network's channel order (after the ``channels`` swap); the input is ``(x - mean) / std``.
+  Defaults 127.5 and 127.5 (insightface: pixels to [-1, 1]).
+* ``flip``: embed the face and its horizontal mirror and add the two raw embeddings before
+  normalising (insightface's flip-sum). Default False.
+* ``batch_size``: faces per call of the network when its batch dimension is dynamic (default
+  64); a graph with a fixed batch (e.g. input ``[1, 3, 112, 112]``) is run in chunks of that
+  size.
+* ``threads``: onnxruntime intra-op threads (default: the CPUs this process may use); the
+  session does not spin-wait, so it leaves the cores to others between calls.
+
+The graph must take one float input ``N x 3 x H x W`` with H, W 112 (or dynamic) and give a
+2-D ``N x dim`` output (its first output). ``dim`` is read from the output shape (or from one
+call on a black face when the graph leaves it dynamic). CUDA is used when onnxruntime offers
+it (``onnxruntime-gpu``), else the CPU.
+
+``version`` keys the feature cache: the first 12 hex digits of the model file's SHA-256 and a
+short hash of the normalised options (channels, mean, std, flip), so another file or other
+preprocessing never reuses cached features; ``batch_size`` and ``threads`` do not change the
+output and are left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from numbers import Real
+from pathlib import Path
+
+import numpy as np
+
+from occbench.errors import ConfigError, DataError
+from occbench.models import register_recognizer
+from occbench.models.base import Recognizer, l2_normalise
+from occbench.options import at_least
+
+FACE_SIZE = 112
+# Bump when the adapter's preprocessing changes: it is part of the options hash (cache key).
+ADAPTER_REVISION = 1
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+           "tensor(double)": np.float64}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _per_channel(value, name: str, positive: bool) -> tuple[float, float, float]:
+    """A scalar or 3 values as 3 finite floats (each > 0 if ``positive``), else ConfigError."""
+    if isinstance(value, str):
+        parts = value.replace(",", "/").split("/")
+    elif isinstance(value, Real):
+        parts = [value]
+    else:
+        try:
+            parts = list(value)
+        except TypeError:
+            parts = None
+    if parts is None or len(parts) not in (1, 3):
+        raise ConfigError(f"onnx recognizer: {name} must be one number or 3 per-channel values "
+                          f"(e.g. {name}=127.5 or {name}=123.675/116.28/103.53), got {value!r}")
+    try:
+        values = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        values = []
+    if (len(values) != len(parts) or any(isinstance(p, bool) for p in parts)
+            or not all(math.isfinite(v) and (v > 0 or not positive) for v in values)):
+        need = "positive numbers" if positive else "finite numbers"
+        raise ConfigError(f"onnx recognizer: {name} must be {need}, got {value!r}")
+    if len(values) == 1:
+        values *= 3
+    return tuple(values)
+
+
+def _boolean(value, name: str) -> bool:
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(value, (bool, np.bool_)) or value in (0, 1):
+        return bool(value)
+    raise ConfigError(f"onnx recognizer: {name} must be true/false or 1/0, got {value!r}")
+
+
+def _providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return (["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if "CUDAExecutionProvider" in available else ["CPUExecutionProvider"])
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@register_recognizer("onnx")
+class OnnxRecognizer(Recognizer):
+    """A user's ONNX face-recognition model on occbench's 112x112 aligned faces."""
+
+    name = "onnx"
+
+    def __init__(self, path, channels: str = "RGB", mean=127.5, std=127.5, flip: bool = False,
+                 batch_size: int = 64, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path))
+        self.path = self.path.expanduser()
+        if not isinstance(channels, str) or channels.upper() not in ("RGB", "BGR"):
+            raise ConfigError(f"onnx recognizer: channels must be RGB or BGR, got {channels!r}")
+        self.channels = channels.upper()
+        self.mean = _per_channel(mean, "mean", positive=False)
+        self.std = _per_channel(std, "std", positive=True)
+        self.flip = _boolean(flip, "flip")
+        self.batch_size = at_least(batch_size, 1, "onnx recognizer: batch_size")
+        threads = _cpus() if threads is None else at_least(threads, 1, "onnx recognizer: threads")
+
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: no such ONNX model file (recognizer onnx, option path)")
+        try:
+            digest = _sha256(self.path)
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read the ONNX model ({exc.strerror or exc})") from None
+        options = {"channels": self.channels, "mean": self.mean, "std": self.std,
+                   "flip": self.flip, "adapter": ADAPTER_REVISION}
+        opt_hash = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+        # hex digits and one dash: a safe single path component of the cache folder name
+        self.version = f"{digest[:12]}-{opt_hash}"
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3  # errors only: no per-node warnings on stderr
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=so,
+                                                providers=_providers())
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{self.path}: not an ONNX model onnxruntime can load ({reason})") from None
+        self._check_graph()
+
+    # ---- the graph ----------------------------------------------------------------------
+    def _check_graph(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        where = f"{self.path}"
+        if len(inputs) != 1:
+            raise DataError(f"{where}: the graph takes {len(inputs)} inputs "
+                            f"({', '.join(i.name for i in inputs)}); the onnx recognizer needs one "
+                            "face batch N x 3 x H x W")
+        inp = inputs[0]
+        shape = list(inp.shape)
+        if len(shape) != 4 or shape[1] != 3:
+            hint = " (channels last? export the model NCHW)" if len(shape) == 4 and shape[3] == 3 else ""
+            raise DataError(f"{where}: input {inp.name!r} has shape {shape}; the onnx recognizer "
+                            f"needs N x 3 x H x W{hint}")
+        for side in shape[2:]:
+            if isinstance(side, int) and side != FACE_SIZE:
+                raise DataError(f"{where}: input {inp.name!r} wants {shape[2]}x{shape[3]} faces; "
+                                f"occbench gives {FACE_SIZE}x{FACE_SIZE} faces aligned to the "
+                                "ArcFace template (re-export the model for 112x112 input)")
+        if inp.type not in _DTYPES:
+            raise DataError(f"{where}: input {inp.name!r} is {inp.type}; the onnx recognizer "
+                            "needs a float tensor")
+        self._input, self._dtype = inp.name, _DTYPES[inp.type]
+        # a fixed batch dimension (an int) is run in chunks of exactly that many faces
+        self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        out = outputs[0]
+        if len(out.shape) != 2:
+            raise DataError(f"{where}: output {out.name!r} has shape {list(out.shape)}; the onnx "
+                            "recognizer needs a 2-D N x dim embedding")
+        self._output = out.name
+        dim = out.shape[1]
+        if not (isinstance(dim, int) and dim > 0):  # dynamic: one call on a black face
+            dim = self._raw(np.zeros((1, FACE_SIZE, FACE_SIZE, 3), np.uint8)).shape[1]
+        self.dim = int(dim)
+
+    # ---- embedding ----------------------------------------------------------------------
+    def preprocess(self, faces: np.ndarray) -> np.ndarray:
+        """(N, 112, 112, 3) uint8 RGB -> the network's input (N, 3, 112, 112)."""
+        x = np.asarray(faces, dtype=np.float32)
+        if self.channels == "BGR":
+            x = x[..., ::-1]
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=self._dtype)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        out = self.session.run([self._output], {self._input: x})[0]
+        if out.ndim != 2 or out.shape[0] != len(x):
+            raise DataError(f"{self.path}: output {self._output!r} came back with shape "
+                            f"{out.shape} for {len(x)} faces; expected ({len(x)}, dim)")
+        return out.astype(np.float32, copy=False)
+
+    def _raw(self, faces: np.ndarray) -> np.ndarray:
+        """Raw (unnormalised) embeddings of (N, 112, 112, 3) uint8 faces."""
+        x = self.preprocess(faces)
+        step = self._fixed_batch or self.batch_size
+        parts = []
+        for s in range(0, len(x), step):
+            chunk = x[s:s + step]
+            n = len(chunk)
+            if self._fixed_batch and n < step:  # pad a fixed-batch graph's last chunk
+                chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), chunk.dtype)])
+            parts.append(self._run(chunk)[:n])
+        return np.concatenate(parts)
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        faces = np.asarray(faces)
+        if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3) or faces.dtype != np.uint8:
+            raise ValueError(f"expected (N, 112, 112, 3) uint8 faces, got {faces.shape} {faces.dtype}")
+        if not len(faces):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        emb = self._raw(faces)
+        if self.flip:
+            emb = emb + self._raw(faces[:, :, ::-1])
+        return l2_normalise(emb)
+
+    def __repr__(self) -> str:
+        return (f"OnnxRecognizer(path={str(self.path)!r}, channels={self.channels!r}, "
+                f"mean={self.mean}, std={self.std}, flip={self.flip}, version={self.version!r})")
