@@ -339,18 +339,30 @@ def _init_worker() -> None:
     _models()
 
 
-def _align_file(task: tuple[int, str]) -> tuple[int, str | None, CachedFace | str]:
-    """Worker: read, hash, decode and align one file; a reason string if it is unreadable."""
-    index, path = task
+def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` with a black border of ``pad`` times its height/width on each side, and the
+    (x, y) offset of the original's origin in the padded image."""
+    if pad <= 0:
+        return image, np.zeros(2)
+    h, w = image.shape[:2]
+    ph, pw = int(round(pad * h)), int(round(pad * w))
+    return np.pad(image, ((ph, ph), (pw, pw), (0, 0))), np.array([pw, ph], dtype=np.float64)
+
+
+def _align_file(task: tuple[int, str, float]) -> tuple[int, str | None, CachedFace | str]:
+    """Worker: read, hash, decode, pad and align one file; a reason string if unreadable."""
+    index, path, pad = task
     try:
         data = Path(path).read_bytes()
         sha1 = hashlib.sha1(data).hexdigest()
-        res = align_face(decode_rgb(data, path))
+        padded, offset = pad_image(decode_rgb(data, path), pad)
+        res = align_face(padded)
     except DataError as exc:
         return index, None, str(exc).removeprefix(f"{path}: ")
     except OSError as exc:
         return index, None, f"cannot read ({exc.strerror or exc})"
-    return index, sha1, CachedFace(face=res.face, landmarks5=res.landmarks5, aligned=res.aligned)
+    return index, sha1, CachedFace(face=res.face, landmarks5=res.landmarks5 - offset,
+                                   aligned=res.aligned)
 
 
 def _hash_file(path: Path) -> tuple[str | None, str | None]:
@@ -394,13 +406,16 @@ def align_dataset(
 
     if cache_path is None:
         cache_path = default_cache_path(ds.name)
-    with AlignedCache(cache_path, ALIGN_VERSION) as cache:
+    pad = float(getattr(ds, "pad", 0.0) or 0.0)
+    version = ALIGN_VERSION if pad == 0 else f"{ALIGN_VERSION}-pad{pad:g}"
+    with AlignedCache(cache_path, version) as cache:
         found = cache.get_many(h for h in sha1s if h is not None)
         results: dict[int, CachedFace] = {
             i: found[h] for i, h in enumerate(sha1s) if h is not None and h in found
         }
         hits = len(results)
-        todo = [(i, str(samples[i].path)) for i, h in enumerate(sha1s) if h is not None and h not in found]
+        todo = [(i, str(samples[i].path), pad) for i, h in enumerate(sha1s)
+                if h is not None and h not in found]
         computed = 0
         pending: list[tuple[str, CachedFace]] = []
         bar = tqdm(total=len(todo), desc=f"align {ds.name}", unit="img", file=sys.stderr,
@@ -440,10 +455,11 @@ def align_dataset(
         hits=hits,
         computed=computed,
         seconds=time.perf_counter() - t0,
+        version=version,
     )
 
 
-def _run(todo: list[tuple[int, str]], workers: int):
+def _run(todo: list[tuple[int, str, float]], workers: int):
     """Yield ``_align_file`` results for ``todo``, in a process pool unless it is not worth it."""
     if workers <= 1 or len(todo) < 4 * workers:
         for task in todo:

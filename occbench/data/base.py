@@ -30,6 +30,10 @@ class Dataset:
     root: Path
     samples: list[Sample]
     notes: list[str] = field(default_factory=list)
+    # Border added on each side before face detection, as a fraction of the image's size:
+    # tight face crops (UTKFace, CelebA test crops) need it to look like the LFW framing the
+    # detector and the fallback crop expect. 0 for every evaluation set.
+    pad: float = 0.0
 
     def __len__(self) -> int:
         return len(self.samples)

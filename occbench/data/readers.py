@@ -236,3 +236,54 @@ def load_megaface(root: Path, D: int | None = None) -> Dataset:
     if noise.exists():
         notes.append(f"{len(paths) - len(entries)} images removed by {noise.name}")
     return _from_list("megaface", images, entries, lists[D], notes)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Every visible image file under ``folder`` (recursively), sorted."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def load_celeba_files(images: Path, identity_file: Path, name: str) -> Dataset:
+    """CelebA images named as in the official release (``182638.jpg``: any crop, any sub-folder
+    layout) under ``images``, labelled by the official ``identity_CelebA.txt`` (``<file>
+    <identity>`` per line; a header line ``image identity`` is skipped). Keys are
+    ``<name>/<path relative to images>``; files the label file does not list are left out
+    with a note."""
+    images, identity_file = Path(images), Path(identity_file)
+    _require_dir(images, name)
+    labels: dict[str, str] = {}
+    for n, line in enumerate(_read_lines(identity_file), start=1):
+        parts = line.split()
+        if not parts or (n == 1 and parts[0] == "image"):
+            continue
+        if len(parts) != 2:
+            raise DataError(f"{identity_file}:{n}: expected '<file> <identity>', got {line!r}")
+        labels[parts[0]] = parts[1]
+    samples, unlisted = [], 0
+    for img in _image_files(images):
+        identity = labels.get(img.name)
+        if identity is None:
+            unlisted += 1
+            continue
+        samples.append(Sample(f"{name}/{img.relative_to(images).as_posix()}", identity, img))
+    if not samples:
+        raise DataError(f"{images}: no image named in {identity_file.name}")
+    notes = [f"{unlisted} images not in {identity_file.name} left out"] if unlisted else []
+    return Dataset(name, images, sorted(samples), notes)
+
+
+UNLABELLED = ""  # the identity of a face whose person is unknown
+
+
+def load_unlabelled(folder: Path, name: str) -> Dataset:
+    """Every image under ``folder`` (recursively) as one face of an unknown person (identity
+    :data:`UNLABELLED`): completion training and distillation need no identities."""
+    folder = Path(folder)
+    _require_dir(folder, name)
+    samples = [Sample(f"{name}/{p.relative_to(folder).as_posix()}", UNLABELLED, p)
+               for p in _image_files(folder)]
+    if not samples:
+        raise DataError(f"{folder}: no images")
+    return Dataset(name, folder, samples)

@@ -1,0 +1,110 @@
+"""Training faces from several sources: the official-CelebA and unlabelled-folder readers, the
+sources file, deduplication of CelebA files by name, padding of tight crops. Built from real
+shared CelebA photos laid out as the public snapshots lay them out (the snapshots themselves
+are not needed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from occbench.data.readers import UNLABELLED, load_celeba_files, load_unlabelled
+from occbench.errors import ConfigError, DataError
+
+
+@pytest.fixture
+def snapshot_like(data_root, tmp_path):
+    """Official-layout CelebA files (flat and in class folders), an identity_CelebA.txt, a
+    folder of tight, unlabelled crops; 4 real photos of 2 people from the shared subset."""
+    lines = (data_root / "celeba" / "identity.txt").read_text().split("\n")
+    by_person: dict[str, list[str]] = {}
+    for line in lines:
+        if line.strip():
+            rel, ident = line.split()
+            by_person.setdefault(ident, []).append(rel)
+    people = sorted(by_person)[:2]
+    picked = [(rel, p) for p in people for rel in by_person[p][:2]]
+    flat, nested, tight = tmp_path / "flat", tmp_path / "nested" / "train", tmp_path / "tight"
+    for d in (flat, nested / "celeb_1", tight):
+        d.mkdir(parents=True)
+    labels = ["image identity"]
+    for rel, ident in picked:
+        name = rel.split("/")[-1]
+        shutil.copy(data_root / "celeba" / rel, flat / name)
+        labels.append(f"{name} {ident}")
+    shutil.copy(data_root / "celeba" / picked[0][0], nested / "celeb_1" / picked[0][0].split("/")[-1])
+    from PIL import Image
+
+    for i, (rel, _) in enumerate(picked):  # tight crops: the central 60 % of the LFW framing
+        im = Image.open(data_root / "celeba" / rel)
+        w, h = im.size
+        im.crop((int(0.2 * w), int(0.2 * h), int(0.8 * w), int(0.8 * h))).save(tight / f"{i}.jpg")
+    (flat / "notes.txt").write_text("not an image")
+    (flat / "999999.jpg").write_bytes((flat / picked[0][0].split("/")[-1]).read_bytes())
+    (tmp_path / "identity_CelebA.txt").write_text("\n".join(labels) + "\n")
+    return tmp_path, picked
+
+
+def test_celeba_files_reader_labels_by_file_name(snapshot_like):
+    root, picked = snapshot_like
+    ds = load_celeba_files(root / "flat", root / "identity_CelebA.txt", "cf")
+    assert [s.path.name for s in ds.samples] == sorted(r.split("/")[-1] for r, _ in picked)
+    assert [s.identity for s in ds.samples] == [i for _, i in sorted(
+        (r.split("/")[-1], i) for r, i in picked)]
+    assert ds.samples[0].key.startswith("cf/") and "1 images not in identity_CelebA.txt" in ds.notes[0]
+    nested = load_celeba_files(root / "nested", root / "identity_CelebA.txt", "cn")
+    assert len(nested) == 1 and nested.samples[0].key.startswith("cn/train/celeb_1/")
+    (root / "bad.txt").write_text("image identity\n000001.jpg\n")
+    with pytest.raises(DataError, match=r"bad.txt:2: expected '<file> <identity>'"):
+        load_celeba_files(root / "flat", root / "bad.txt", "x")
+
+
+def test_unlabelled_reader(snapshot_like):
+    root, picked = snapshot_like
+    ds = load_unlabelled(root / "tight", "u")
+    assert len(ds) == len(picked) and {s.identity for s in ds.samples} == {UNLABELLED}
+    (root / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        load_unlabelled(root / "empty", "u")
+
+
+@pytest.mark.slow
+def test_sources_file_dedupes_pads_and_labels(snapshot_like, data_root, monkeypatch, tmp_path):
+    from occbench.train.sources import load_training_faces
+
+    root, picked = snapshot_like
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OCCBENCH_EXTRA", str(root))
+    spec = {"sources": [
+        {"name": "flat", "reader": "celeba-files", "images": "${OCCBENCH_EXTRA}/flat",
+         "labels": "${OCCBENCH_EXTRA}/identity_CelebA.txt", "origin": {"repo": "a/b", "commit": "c"}},
+        {"name": "nested", "reader": "celeba-files", "images": "${OCCBENCH_EXTRA}/nested",
+         "labels": "${OCCBENCH_EXTRA}/identity_CelebA.txt", "pad": 0.1},
+        {"name": "tight", "reader": "unlabelled", "images": "${OCCBENCH_EXTRA}/tight", "pad": 0.4},
+    ]}
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps(spec))
+    faces, report = load_training_faces(path, progress=False)
+    by = {r["source"]: r for r in report}
+    assert by["flat"]["images"] == 4 and by["flat"]["people"] == 2
+    assert by["nested"]["duplicates"] == 1 and by["nested"]["dropped"] == 1  # same file name
+    assert by["tight"]["images"] == 4 and by["tight"]["people"] == 0
+    assert by["flat"]["origin"] == {"repo": "a/b", "commit": "c"}
+    assert len(faces) == 8 and faces.images.shape == (8, 112, 112, 3)
+    assert (faces.labels[:4] >= 0).all() and (faces.labels[4:] == -1).all()
+    assert faces.identities == sorted({f"celeba:{i}" for _, i in picked})
+    # padding: the tight crops are detected and aligned like the full framing's faces
+    assert by["tight"]["detected"] >= 3
+    full = faces.images[:4].astype(float)
+    crops = faces.images[4:].astype(float)
+    order = np.argsort([r.split("/")[-1] for r, _ in picked])  # crop i is picked[i]
+    diff = np.abs(full - crops[order]).mean()
+    other = np.abs(full - crops[order[::-1]]).mean()  # each face against another person's
+    print(f"mean abs difference: same face {diff:.1f}, other face {other:.1f}")
+    assert diff < 25 and diff < 0.6 * other  # the same faces on the same template
+    monkeypatch.delenv("OCCBENCH_EXTRA")
+    with pytest.raises(ConfigError, match="OCCBENCH_EXTRA is not set"):
+        load_training_faces(path, progress=False)
