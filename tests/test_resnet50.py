@@ -54,7 +54,7 @@ def test_both_configs_build_and_expose_blocks():
     assert f["block1"].shape == (1, 256, 56, 56) and f["block3"].shape == (1, 1024, 14, 14)
     assert f["block4"].shape == (1, 2048, 7, 7) and f["embedding"].shape == (1, 256)
     assert sum(p.numel() for n, p in paper.named_parameters() if not n.startswith("fc.")) > 23e6
-    with pytest.raises(ConfigError, match="known: paper, small"):
+    with pytest.raises(ConfigError, match="known: paper, small, mid"):
         create("huge")
     with pytest.raises(KeyError, match="block9"):
         small.features(torch.zeros(1, 3, 112, 112), ("block9",))
@@ -148,5 +148,56 @@ def test_train_main_end_to_end_on_real_celeba(tmp_path, data_root, lfw_faces):
     assert (tmp_path / "ck" / "checkpoint.pt").is_file()
     emb = create_recognizer("resnet50-occ", weights=path).embed(lfw_faces[:3])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
-    with pytest.raises(ConfigError, match="no config 'huge' for resnet50; known: paper, small"):
+    with pytest.raises(ConfigError, match="no config 'huge' for resnet50; known: distill, paper, small"):
         train_main("resnet50", "huge", data_root)
+
+
+@pytest.mark.slow
+def test_distillation_learns_the_teacher_embedding_of_the_clean_face(tmp_path, data_root,
+                                                                     monkeypatch):
+    """`loss: distill` with the real ONNX teacher on a few real CelebA faces: the teacher's
+    embeddings are cached (a second run computes none), the student's cosine to them rises,
+    and the provenance names the teacher and its file hash."""
+    from occbench.align import align_dataset
+    from occbench.data import load_dataset
+
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    teacher = {"name": "onnx", "args": {
+        "path": str(data_root.parent / "models" / "mobilefacenet-foamliu.onnx"),
+        "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "flip": True}}
+    options = {"loss": "distill", "teacher": teacher, "occlusion_p": 0.5}
+    path, prov = train_tiny("resnet50-occ", data_root, tmp_path, limit=16, options=options,
+                            arch="mid", steps=30, batch_size=16, warmup=1, lr=0.05)
+    assert prov["data"]["teacher"]["version"] == create_recognizer(
+        "onnx", **teacher["args"]).version
+    assert prov["final"]["cos"] > 0.25  # from ~0 at the start
+    # the student (eval mode) agrees with the teacher on the clean faces it learnt from
+    ds = load_dataset("celeba", data_root)
+    ds.samples = ds.samples[:16]
+    faces = align_dataset(ds, workers=1, progress=False).images
+    net = create("mid")
+    net.load_state_dict(load_file(str(path)))
+    net.eval()
+    with torch.no_grad():
+        student = torch.nn.functional.normalize(net.embed(net.preprocess(torch.as_tensor(faces))))
+    target = create_recognizer("onnx", **teacher["args"]).embed(faces)
+    cos = (student.numpy() * target).sum(1)
+    untrained = create("mid").eval()
+    with torch.no_grad():
+        before = torch.nn.functional.normalize(untrained.embed(untrained.preprocess(
+            torch.as_tensor(faces))))
+    cos0 = (before.numpy() * target).sum(1)
+    print(f"student-teacher cosine on the clean faces: {cos.mean():.3f} (untrained "
+          f"{cos0.mean():.3f})")
+    assert cos.mean() > 0.5 and cos.mean() > cos0.mean() + 0.4
+    # the teacher's embeddings are cached: a second run embeds nothing
+    calls = []
+    from occbench.models import onnx_recognizer
+
+    real = onnx_recognizer.OnnxRecognizer.embed
+    monkeypatch.setattr(onnx_recognizer.OnnxRecognizer, "embed",
+                        lambda self, f: calls.append(len(f)) or real(self, f))
+    (tmp_path / "again").mkdir()
+    train_tiny("resnet50-occ", data_root, tmp_path / "again", limit=16, options=options,
+               arch="mid", steps=1, batch_size=16, warmup=1)
+    assert calls == []

@@ -5,7 +5,10 @@ Configurations (``CONFIGS``):
 * ``paper``: ResNet-50 v2: bottleneck blocks [3, 4, 6, 3], widths 64-128-256-512 (x4 out),
   256-d embedding (the paper's feature extractor, III-B.3).
 * ``small``: basic blocks [1, 1, 1, 1], widths 16-32-64-128, 128-d embedding: trains on two
-  CPU cores in minutes (the committed ``*-small`` weights have this shape).
+  CPU cores in minutes (the first committed ``*-small`` weights have this shape).
+* ``mid``: basic blocks [1, 2, 2, 1], widths 24-48-96-192, 128-d embedding (the teacher's
+  size), no dropout: the student distilled from a strong teacher on ~51k faces in about an
+  hour or two on two CPU cores (``configs/distill.json``).
 
 Face-recognition layout (as ArcFace-style ResNets): a 3x3 stride-1 stem keeps 112x112, each
 stage halves the resolution (56, 28, 14, 7), then BN-ReLU, dropout, a fully connected
@@ -23,6 +26,8 @@ CONFIGS: dict[str, dict] = {
               "stem": 64, "embedding": 256, "dropout": 0.4},
     "small": {"block": "basic", "layers": (1, 1, 1, 1), "widths": (16, 32, 64, 128),
               "stem": 16, "embedding": 128, "dropout": 0.2},
+    "mid": {"block": "basic", "layers": (1, 2, 2, 1), "widths": (24, 48, 96, 192),
+            "stem": 24, "embedding": 128, "dropout": 0.0},
 }
 
 # Inputs: uint8 RGB faces scaled to [-1, 1].

@@ -8,7 +8,18 @@
 Loss (``options.loss``, default ``softmax``): ``softmax`` is the paper's recipe (a linear
 classifier over the training identities, cross-entropy); ``arcface`` puts an additive
 angular margin (``margin``, default 0.3; ``scale``, default 32) on normalised embeddings and
-class centres, which learns far better from few identities (250 here).
+class centres, which learns far better from few identities (250 here); ``distill`` trains
+the embedding to reproduce a teacher's embedding of the *clean* face (loss 1 - cosine):
+
+* ``options.teacher``: ``{"name": <registered recognizer>, "args": {...}}``; its embeddings
+  of the clean training faces are computed once and cached (occbench's feature cache, keyed
+  by the face's content). Use a flip-invariant teacher (``flip`` = flip-sum for ``onnx``): the
+  student sees mirrored faces and learns the same target. The student's embedding size must
+  equal the teacher's.
+* ``options.sources``: a sources file (:mod:`occbench.train.sources`; a path relative to the
+  repository, or absolute) instead of ``<data root>/celeba``; unlabelled faces are fine.
+* ``resnet50-occ`` sees the face with the training occlusions (``occlusion_p``) and still
+  learns the teacher's embedding of the clean face.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,7 +38,8 @@ from occbench.train.data import CelebATask, FaceDataset, LabelledFaces
 from occbench.train.loop import TrainConfig
 
 NAMES = ("resnet50", "resnet50-occ")
-LOSSES = ("softmax", "arcface")
+LOSSES = ("softmax", "arcface", "distill")
+REPO = Path(__file__).resolve().parents[2]
 
 
 class ArcMargin(nn.Module):
@@ -57,14 +70,16 @@ class TrainNet(nn.Module):
         loss = opts.get("loss", "softmax")
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-        self.arcface = loss == "arcface"
-        self.backbone = create(cfg.arch, num_classes=0 if self.arcface else classes)
+        self.arcface, self.distill = loss == "arcface", loss == "distill"
+        self.backbone = create(cfg.arch, num_classes=0 if loss != "softmax" else classes)
         self.margin = (ArcMargin(self.backbone.embedding_dim, classes, opts.get("scale", 32.0),
                                  opts.get("margin", 0.3)) if self.arcface else None)
 
     def forward(self, faces: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Logits of uint8 faces (N, 112, 112, 3)."""
+        """Logits of uint8 faces (N, 112, 112, 3) (distill: the embedding itself)."""
         emb = self.backbone.embed(self.backbone.preprocess(faces))
+        if self.distill:
+            return emb
         if self.arcface:
             return self.margin(emb, labels)
         return self.backbone.head(emb)
@@ -79,18 +94,74 @@ class ResNetTask(CelebATask):
             raise ConfigError(f"unknown resnet task {name!r}; known: {', '.join(NAMES)}")
         super().__init__(name, data_root, limit, faces)
 
+    def _use_sources(self, cfg: TrainConfig) -> None:
+        """Load the faces of ``options.sources`` (once) instead of ``<data root>/celeba``."""
+        if self._faces is not None or not cfg.options.get("sources"):
+            return
+        from occbench.train.sources import load_training_faces
+
+        path = Path(cfg.options["sources"])
+        self._faces, self.report = load_training_faces(path if path.is_absolute() else REPO / path,
+                                                       limit=self.limit)
+
     def build(self, cfg: TrainConfig) -> nn.Module:
+        self._use_sources(cfg)
         return TrainNet(cfg, len(self.faces.identities))
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
+        self._use_sources(cfg)
         p = cfg.options.get("occlusion_p", 0.5) if self.name == "resnet50-occ" else 0.0
+        if cfg.options.get("loss") == "distill":
+            self.targets = self.teacher_embeddings(cfg)
+            # the item's "label" is its index: the loss looks its teacher embedding up
+            return FaceDataset(self.faces.images, np.arange(len(self.faces)), cfg.seed,
+                               occlusion_p=p)
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed, occlusion_p=p)
 
+    def teacher_embeddings(self, cfg: TrainConfig) -> torch.Tensor:
+        """The teacher's L2-normalised embeddings of the clean training faces (N, dim), from the
+        feature cache (computed there once)."""
+        from occbench.align import face_digests
+        from occbench.extract import extract
+        from occbench.features import CLEAN, FeatureStore
+        from occbench.models import create_recognizer
+        from occbench.paths import cache_root
+
+        spec = cfg.options.get("teacher") or {}
+        if "name" not in spec:
+            raise ConfigError("loss 'distill' needs options.teacher = {\"name\": ..., \"args\": {...}}")
+        from occbench.train.sources import expand_vars
+
+        args = {k: expand_vars(v, "options.teacher") if isinstance(v, str) else v
+                for k, v in spec.get("args", {}).items()}
+        teacher = create_recognizer(spec["name"], **args)
+        self.teacher = {"name": spec["name"], "version": teacher.version,
+                        "args": spec.get("args", {})}
+        store = FeatureStore(cache_root(), f"{teacher.name}@{teacher.version}", "none", CLEAN,
+                             f"train-{self.faces.name}", teacher.dim)
+        keys, images = self.faces.keys, self.faces.images
+        extract(store, keys, images, CLEAN, None, teacher, desc=f"teacher {spec['name']}")
+        feats = store.get(keys, face_digests(images)).features
+        return torch.from_numpy(np.ascontiguousarray(feats))
+
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):
+        if cfg.options.get("loss") == "distill":
+            emb = model(batch["face"], batch["label"])
+            target = self.targets.to(emb.device)[batch["label"]]
+            cos = F.cosine_similarity(emb.float(), target, dim=1)
+            return (1.0 - cos).mean(), {"cos": cos.mean().item()}
         logits = model(batch["face"], batch["label"])
         loss = F.cross_entropy(logits.float(), batch["label"])
         acc = (logits.argmax(1) == batch["label"]).float().mean()
         return loss, {"acc": acc.item()}
+
+    def describe(self) -> dict:
+        out = self.faces.describe()
+        if getattr(self, "report", None):
+            out["sources"] = self.report
+        if getattr(self, "teacher", None):
+            out["teacher"] = self.teacher
+        return out
 
     def weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The backbone without any classifier head (all a recognizer needs)."""
