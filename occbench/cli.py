@@ -37,6 +37,26 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_data_sources(args: argparse.Namespace) -> int:
+    import os
+
+    import pandas as pd
+
+    from occbench.paths import check_cache, resolve_data_root
+    from occbench.train.sources import load_training_faces
+
+    if args.data or os.environ.get("OCCBENCH_DATA"):  # ${OCCBENCH_DATA} in the sources file
+        os.environ["OCCBENCH_DATA"] = str(resolve_data_root(args.data))
+    check_cache()
+    faces, report = load_training_faces(args.sources, limit=args.limit)
+    cols = ["source", "reader", "images", "detected", "fallback", "dropped", "people"]
+    print(pd.DataFrame(report)[cols].to_string(index=False))
+    labelled = int((faces.labels >= 0).sum())
+    print(f"\n{len(faces)} faces: {labelled} labelled of {len(faces.identities)} people, "
+          f"{len(faces) - labelled} unlabelled")
+    return 0
+
+
 def _cmd_align(args: argparse.Namespace) -> int:
     from occbench.align import align_dataset
     from occbench.data import load_dataset
@@ -293,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_check = data_sub.add_parser("check", help="report what the data root holds and what is missing")
     _add_data_arg(p_check)
     p_check.set_defaults(func=_cmd_data_check)
+    p_src = data_sub.add_parser("sources", help="align the training faces of a sources file "
+                                                "and report per source")
+    _add_data_arg(p_src)
+    p_src.add_argument("sources", help="sources file, e.g. baselines/data/faces-51k.json")
+    p_src.add_argument("--limit", type=options.count, default=None,
+                       help="only the first N images of each source")
+    p_src.set_defaults(func=_cmd_data_sources)
 
     p_align = sub.add_parser("align", help="detect, align to 112x112 and cache a data set's faces")
     _add_data_arg(p_align)
