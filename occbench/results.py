@@ -109,7 +109,8 @@ def check_table(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         clash = df[dup].groupby(ID_COLUMNS, dropna=False)[VALUE_COLUMNS].nunique(dropna=False)
         clash = clash[(clash > 1).any(axis=1)]
         if len(clash):
-            first = dict(zip(ID_COLUMNS, clash.index[0], strict=True))
+            first = {c: v.item() if hasattr(v, "item") else v
+                     for c, v in zip(ID_COLUMNS, clash.index[0], strict=True)}
             raise DataError(f"{path}: {len(clash)} row identities occur more than once with "
                             f"different figures (e.g. {first}); which one is right is unknown: "
                             "rerun those conditions into a fresh table")
