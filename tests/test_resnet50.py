@@ -122,7 +122,7 @@ def test_adapter_embeds_unit_norm_and_explains_missing_weights(tmp_path, lfw_fac
             m.running_var.uniform_(0.5, 2.0)
     path = tmp_path / "w.safetensors"
     save_file(net.state_dict(), str(path))
-    rec = create_recognizer("resnet50-occ", weights=path, device="cpu")
+    rec = create_recognizer("resnet50-occ", arch="small", weights=path, device="cpu")
     emb = rec.embed(lfw_faces[:5])
     assert emb.shape == (5, 128) and emb.dtype == np.float32 and rec.dim == 128
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
@@ -132,7 +132,9 @@ def test_adapter_embeds_unit_norm_and_explains_missing_weights(tmp_path, lfw_fac
     with pytest.raises(ValueError, match="uint8"):
         rec.embed(lfw_faces[:2].astype(np.float32))
     with pytest.raises(OccbenchError, match="occbench train resnet50-occ --config small --data"):
-        create_recognizer("resnet50-occ", weights=tmp_path / "missing.safetensors")
+        create_recognizer("resnet50-occ", arch="small", weights=tmp_path / "missing.safetensors")
+    with pytest.raises(OccbenchError, match="occbench train resnet50 --config distill --data"):
+        create_recognizer("resnet50", weights=tmp_path / "missing.safetensors")  # default: mid
     with pytest.raises(OccbenchError, match="does not hold resnet50 --config paper"):
         create_recognizer("resnet50", arch="paper", weights=path)
 
@@ -146,7 +148,7 @@ def test_train_main_end_to_end_on_real_celeba(tmp_path, data_root, lfw_faces):
     assert prov["data"]["root"] == str(data_root) and prov["steps"] == 2
     assert np.isfinite(prov["final"]["loss"]) and prov["config"]["options"]["loss"] == "arcface"
     assert (tmp_path / "ck" / "checkpoint.pt").is_file()
-    emb = create_recognizer("resnet50-occ", weights=path).embed(lfw_faces[:3])
+    emb = create_recognizer("resnet50-occ", arch="small", weights=path).embed(lfw_faces[:3])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     with pytest.raises(ConfigError, match="no config 'huge' for resnet50; known: distill, paper, small"):
         train_main("resnet50", "huge", data_root)

@@ -1,8 +1,13 @@
 """Recognizers ``resnet50`` and ``resnet50-occ``: the ResNet-v2 backbones trained here.
 
-Weights: ``baselines/resnet50/weights/<name>-<arch>.safetensors`` (default arch ``small``;
-provenance in the .json beside them), loaded with no network access; ``weights=PATH``
-loads another file. A missing file raises OccbenchError naming the training command.
+Weights: ``baselines/resnet50/weights/<name>-<arch>.safetensors``, provenance in the .json
+beside them, loaded with no network access; ``weights=PATH`` loads another file. A missing
+file raises OccbenchError naming the training command.
+
+Default arch ``mid``: the students distilled from the ONNX MobileFaceNet on ~51k faces
+(``occbench train resnet50 --config distill``). ``arch="small"`` (``--recognizer-args
+arch=small``) loads the first weights, trained with an ArcFace head on the 5,797 shared
+CelebA faces; the committed sweep names their rows ``resnet50-small`` / ``resnet50-small-occ``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from occbench.models.base import Recognizer, l2_normalise
 from occbench.models.torch_adapter import default_device, load_weights
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
+# the training config that makes each arch's committed weights (named in error messages)
+TRAIN_CONFIG = {"mid": "distill", "small": "small", "paper": "paper"}
 
 
 class ResNetRecognizer(Recognizer):
@@ -26,13 +33,14 @@ class ResNetRecognizer(Recognizer):
 
     batch_size = 256
 
-    def __init__(self, name: str, arch: str = "small", weights: str | Path | None = None,
+    def __init__(self, name: str, arch: str = "mid", weights: str | Path | None = None,
                  device: str | None = None):
         self.name, self.arch = name, arch
         self.device = default_device(device)
         net = create(arch)
         # keys the feature cache: new weights, new version
-        self.version = load_weights(net, WEIGHTS, name, arch, weights)
+        self.version = load_weights(net, WEIGHTS, name, arch, weights,
+                                    config=TRAIN_CONFIG.get(arch))
         self.net = net.to(self.device).eval()
         self.net.to(memory_format=torch.channels_last)  # uint8 NHWC input stays NHWC
         self.dim = self.net.embedding_dim

@@ -29,11 +29,11 @@ def default_device(device: str | None = None) -> torch.device:
 
 
 def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
-                 weights: str | Path | None = None) -> str:
+                 weights: str | Path | None = None, config: str | None = None) -> str:
     """Load ``<weights_dir>/<name>-<arch>.safetensors`` (or ``weights``) into ``net``.
 
     Returns the adapter version ``<arch>-<sha256[:12]>``. Raises OccbenchError naming the
-    training command when the file is missing, and naming the file and config when it holds
+    training command (``--config config``, default ``arch``) when the file is missing, and naming the file and config when it holds
     another architecture's tensors.
     """
     from safetensors.torch import load_file
@@ -41,7 +41,7 @@ def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
     path = Path(weights) if weights else Path(weights_dir) / f"{name}-{arch}.safetensors"
     if not path.is_file():
         raise OccbenchError(f"no trained weights at {path}; train them with "
-                            f"`occbench train {name} --config {arch} --data ROOT`")
+                            f"`occbench train {name} --config {config or arch} --data ROOT`")
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # not a safetensors file at all
