@@ -65,16 +65,20 @@ def extract(
     progress: bool = True,
     desc: str = "",
     completions: CompletionStore | None = None,
+    contents: list[str] | None = None,
 ) -> int:
     """Fill ``store`` for ``keys``/``faces``; returns the number of images computed now.
 
     ``completer=None`` embeds the faces as they are (clean distractors) and skips the
     reconstruction figures. ``completions``: the completer's output cache (read and filled).
+    ``contents``: the faces' :func:`~occbench.align.face_digests` when the caller has them
+    already (e.g. :attr:`AlignedFaces.digests`); computed here otherwise.
     """
     from occbench.align import face_digests
     from occbench.metrics import psnr, ssim
 
-    contents = face_digests(faces)  # rows are keyed by what produced them, not just the name
+    if contents is None:  # rows are keyed by what produced them, not just the name
+        contents = face_digests(faces)
     done = store.done_keys(keys, contents)
     todo = [i for i in range(len(keys)) if i % world == rank and keys[i] not in done]
     if not todo:

@@ -217,7 +217,7 @@ class Runner:
             return
         extract(store, faces.keys, faces.images, condition, completer, self.recognizer,
                 batch_size=self.config.batch_size, rank=self.rank, world=self.world,
-                progress=self.progress, desc=desc,
+                progress=self.progress, desc=desc, contents=faces.digests,
                 completions=self._completions(condition) if completer is not None else None)
 
     def features(self, condition: Condition):

@@ -140,8 +140,10 @@ class ResNetTask(CelebATask):
         store = FeatureStore(cache_root(), f"{teacher.name}@{teacher.version}", "none", CLEAN,
                              f"train-{self.faces.name}", teacher.dim)
         keys, images = self.faces.keys, self.faces.images
-        extract(store, keys, images, CLEAN, None, teacher, desc=f"teacher {spec['name']}")
-        feats = store.get(keys, face_digests(images)).features
+        digests = face_digests(images)
+        extract(store, keys, images, CLEAN, None, teacher, desc=f"teacher {spec['name']}",
+                contents=digests)
+        feats = store.get(keys, digests).features
         return torch.from_numpy(np.ascontiguousarray(feats))
 
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):
