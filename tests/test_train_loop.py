@@ -187,3 +187,27 @@ def test_torchrun_two_gloo_processes(tmp_path):
     single = load_file(str(train(ToyTask(), _cfg(tmp_path, "one.json", **dict(cfg, batch_size=8)),
                                  tmp_path / "one", progress=False)))
     assert _same(ddp, single, atol=1e-6)
+
+
+def test_init_starts_from_a_weights_file_and_records_it(tmp_path):
+    first = train(ToyTask(), _cfg(tmp_path), tmp_path / "a", progress=False)
+    start = load_file(str(first))
+    # zero steps of learning (lr 0): the run ends where the init file began
+    frozen = _cfg(tmp_path, "frozen.json", lr=0.0, weight_decay=0.0,
+                  init=str(tmp_path / "a" / "{name}-tiny.safetensors"))
+    out = train(ToyTask(), frozen, tmp_path / "b", progress=False)
+    assert _same(load_file(str(out)), start)
+    prov = json.loads(out.with_suffix(".json").read_text())
+    assert prov["init"]["path"] == str(first) and prov["init"]["provenance"]["steps"] == 4
+    assert prov["init"]["missing"] == [] and len(prov["init"]["sha256"]) == 64
+    # a random start differs from the file
+    assert not _same(load_file(str(train(ToyTask(), _cfg(tmp_path, "r.json", lr=0.0,
+                                                       weight_decay=0.0, seed=9),
+                                         tmp_path / "c", progress=False))), start)
+    with pytest.raises(ConfigError, match="init: no weights file at"):
+        train(ToyTask(), _cfg(tmp_path, "x.json", init=str(tmp_path / "none.safetensors")),
+              tmp_path / "d", progress=False)
+    (tmp_path / "junk.safetensors").write_text("not weights")
+    with pytest.raises(ConfigError, match="not a readable safetensors"):
+        train(ToyTask(), _cfg(tmp_path, "y.json", init=str(tmp_path / "junk.safetensors")),
+              tmp_path / "e", progress=False)

@@ -27,6 +27,7 @@ order, ``loss(model, batch, cfg, phase)``, backward and that phase's optimiser s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -74,6 +75,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 200  # steps
     workers: int = 0  # DataLoader worker processes per rank (0 = in the training process)
+    # start from these weights instead of a random initialisation ("" = random): a
+    # safetensors file, "{name}" = the task's name, relative paths from the current folder
+    init: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # task-specific settings
 
     @classmethod
@@ -237,6 +241,37 @@ def _config_diff(saved: dict, cfg: TrainConfig) -> list[str]:
     return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
 
 
+def load_init(model: nn.Module, cfg: TrainConfig, name: str) -> dict | None:
+    """Load ``cfg.init`` (if set) into ``model``; return what the provenance records of it
+    (path, SHA-256, the file's own provenance summary, tensors the file did not hold)."""
+    if not cfg.init:
+        return None
+    from safetensors.torch import load_file
+
+    path = Path(cfg.init.replace("{name}", name))
+    if not path.is_file():
+        raise ConfigError(f"init: no weights file at {path}")
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise ConfigError(f"init: {path} is not a readable safetensors file ({exc})") from None
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected:
+        raise ConfigError(f"init: {path} holds tensors this model does not have "
+                          f"({len(unexpected)}, e.g. {unexpected[0]!r}): another architecture?")
+    record = {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+              "missing": list(missing)}
+    side = path.with_suffix(".json")
+    if side.is_file():  # the chain of runs stays readable from the last weights file
+        try:
+            prev = json.loads(side.read_text())
+            record["provenance"] = {k: prev.get(k) for k in (
+                "command", "steps", "epochs", "git_commit", "train_seconds", "final", "init")}
+        except ValueError:
+            record["provenance"] = None
+    return record
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """``torch.save`` to a temp file beside ``path``, then rename: a crash keeps the old one."""
     atomic_write(path, lambda tmp: torch.save(state, tmp))
@@ -290,6 +325,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
     try:
         torch.manual_seed(cfg.seed)  # identical initial parameters on every rank
         model = task.build(cfg).to(device)
+        init = None if resume else load_init(model, cfg, task.name)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         data = task.dataset(cfg)
@@ -406,7 +442,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             "epochs": round(step / per_epoch, 2), "world_size": world, "device": str(device),
             "amp": use_amp, "git_commit": sessions[0]["git_commit"], "sessions": sessions,
             "torch": torch.__version__,
-            "config": asdict(cfg), "final": final, "curve": curve,
+            "config": asdict(cfg), "init": init, "final": final, "curve": curve,
             "train_seconds": round(seconds, 1),
             "images_per_s": round(images / seconds, 1) if seconds > 0 else None,
             "parameters": sum(v.numel() for v in weights.values()),
