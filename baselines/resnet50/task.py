@@ -169,6 +169,10 @@ class ResNetTask(CelebATask):
         """The backbone without any classifier head (all a recognizer needs)."""
         return {k: v for k, v in model.backbone.state_dict().items() if not k.startswith("head.")}
 
+    def load_weights(self, model: nn.Module, tensors: dict[str, torch.Tensor]):
+        """The inverse of :meth:`weights` (config ``init``): (missing, unexpected) keys."""
+        return model.backbone.load_state_dict(tensors, strict=False)
+
 
 def make_task(name: str, data_root: str | Path, limit: int | None = None) -> ResNetTask:
     """The factory ``occbench.train.cli`` calls."""

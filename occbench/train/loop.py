@@ -121,7 +121,8 @@ class Task(Protocol):
     :class:`occbench.train.data.FaceDataset`); ``loss`` returns the scalar loss and a dict of
     float metrics for the progress bar and the provenance file; ``weights`` picks the tensors
     to ship (e.g. without the classifier head); ``describe`` says what data was used.
-    Optional: ``phases`` and ``parameters(model, phase)`` (see the module docstring).
+    Optional: ``phases`` and ``parameters(model, phase)`` (see the module docstring), and
+    ``load_weights(model, tensors)``, the inverse of ``weights`` (for ``init``).
     """
 
     name: str
@@ -241,9 +242,13 @@ def _config_diff(saved: dict, cfg: TrainConfig) -> list[str]:
     return sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
 
 
-def load_init(model: nn.Module, cfg: TrainConfig, name: str) -> dict | None:
+def load_init(task: Task, model: nn.Module, cfg: TrainConfig) -> dict | None:
     """Load ``cfg.init`` (if set) into ``model``; return what the provenance records of it
-    (path, SHA-256, the file's own provenance summary, tensors the file did not hold)."""
+    (path, SHA-256, the file's own provenance summary, tensors the file did not hold).
+
+    A task whose ``weights`` ships a part of the model (e.g. the backbone without its head)
+    loads them back with ``load_weights(model, tensors) -> (missing, unexpected)``."""
+    name = task.name
     if not cfg.init:
         return None
     from safetensors.torch import load_file
@@ -255,7 +260,9 @@ def load_init(model: nn.Module, cfg: TrainConfig, name: str) -> dict | None:
         tensors = load_file(str(path))
     except Exception as exc:
         raise ConfigError(f"init: {path} is not a readable safetensors file ({exc})") from None
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    loader = getattr(task, "load_weights", None)
+    missing, unexpected = (loader(model, tensors) if loader
+                           else model.load_state_dict(tensors, strict=False))
     if unexpected:
         raise ConfigError(f"init: {path} holds tensors this model does not have "
                           f"({len(unexpected)}, e.g. {unexpected[0]!r}): another architecture?")
@@ -325,7 +332,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
     try:
         torch.manual_seed(cfg.seed)  # identical initial parameters on every rank
         model = task.build(cfg).to(device)
-        init = None if resume else load_init(model, cfg, task.name)
+        init = None if resume else load_init(task, model, cfg)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         data = task.dataset(cfg)
