@@ -259,8 +259,10 @@ class AlignedFaces:
     computed: int = 0
     seconds: float = 0.0
     version: str = ALIGN_VERSION
+    cache_path: Path | None = None  # the aligned cache file (also holds landmarks68)
     _index: dict[str, int] | None = field(default=None, init=False, repr=False)
     _digests: list[str] | None = field(default=None, init=False, repr=False)
+    _landmarks68: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -282,6 +284,17 @@ class AlignedFaces:
         if self._digests is None:
             self._digests = face_digests(self.images)
         return self._digests
+
+    @property
+    def landmarks68(self) -> np.ndarray:
+        """(N, 68, 2) dlib landmarks of each aligned face in the 112 frame (computed once,
+        cached with the alignment; see :func:`occbench.protocols.landmarks.landmarks68`)."""
+        if self._landmarks68 is None:
+            from occbench.aligned_cache import cached_landmarks68
+
+            self._landmarks68 = cached_landmarks68(self.images, self.digests, self.cache_path,
+                                                   progress=len(self) > 1000)
+        return self._landmarks68
 
     def digests_of(self, keys) -> list[str]:
         """The content digests of the faces of ``keys``."""
@@ -307,7 +320,7 @@ class AlignedFaces:
         keys = list(keys)
         rows = np.array(self._rows(keys), dtype=np.intp)
         wanted = set(keys)
-        return AlignedFaces(
+        sub = AlignedFaces(
             name=self.name,
             samples=[self.samples[r] for r in rows],
             images=self.images[rows],
@@ -315,7 +328,13 @@ class AlignedFaces:
             landmarks5=self.landmarks5[rows],
             bad=[b for b in self.bad if b[0] in wanted],
             version=self.version,
+            cache_path=self.cache_path,
         )
+        if self._digests is not None:  # what is known already is not computed again
+            sub._digests = [self._digests[r] for r in rows]
+        if self._landmarks68 is not None:
+            sub._landmarks68 = self._landmarks68[rows]
+        return sub
 
     def summary(self) -> str:
         """One line of counts, plus one line per unreadable file (at most 10)."""
@@ -395,6 +414,8 @@ def align_dataset(
 
     t0 = time.perf_counter()
     samples = list(ds.samples if limit is None else ds.samples[: max(limit, 0)])
+    if ds.faces is not None:  # faces that come aligned: used as they are
+        return ds.faces.subset([s.key for s in samples])
     workers = max(1, int(workers or os.cpu_count() or 1))
     reasons: dict[int, str] = {}
     sha1s: list[str | None] = []
@@ -456,6 +477,7 @@ def align_dataset(
         computed=computed,
         seconds=time.perf_counter() - t0,
         version=version,
+        cache_path=Path(cache_path),
     )
 
 

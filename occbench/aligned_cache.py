@@ -154,3 +154,58 @@ class AlignedCache:
             cur = self._db.execute("DELETE FROM faces WHERE version != ?", (self.version,))
         self._db.execute("VACUUM")
         return cur.rowcount
+
+
+# 68 landmarks of the aligned faces (the 112 frame), beside the faces in the same file:
+# a pure function of the face's pixels, keyed by its content digest (align.face_digest).
+_POINTS_SCHEMA = ("CREATE TABLE IF NOT EXISTS landmarks68 (digest TEXT NOT NULL, version TEXT "
+                  "NOT NULL, points BLOB NOT NULL, PRIMARY KEY (digest, version)) WITHOUT ROWID")
+POINTS_VERSION = "dlib68-box1-up2"  # predictor, fixed face box and upsampling of landmarks68
+_POINT_BYTES = 68 * 2 * 8
+
+
+def cached_landmarks68(faces: np.ndarray, digests: list[str], path: Path | None,
+                       progress: bool = False) -> np.ndarray:
+    """(N, 68, 2) float64 landmarks of aligned faces (:func:`occbench.protocols.landmarks.
+    landmarks68`), read from and written to the aligned cache file ``path`` (None: computed,
+    not stored)."""
+    from tqdm import tqdm
+
+    from occbench.protocols.landmarks import landmarks68
+
+    out = np.empty((len(faces), 68, 2), dtype=np.float64)
+    found: dict[str, np.ndarray] = {}
+    con = connect(Path(path), _POINTS_SCHEMA, wal=True, timeout=120.0) if path else None
+    try:
+        if con is not None:
+            wanted = list(dict.fromkeys(digests))
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i:i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for digest, points in con.execute(
+                        f"SELECT digest, points FROM landmarks68 WHERE version = ? AND digest "
+                        f"IN ({marks})", (POINTS_VERSION, *chunk)).fetchall():
+                    if len(points) == _POINT_BYTES:
+                        found[digest] = np.frombuffer(points, dtype="<f8").reshape(68, 2)
+        todo = [i for i, d in enumerate(digests) if d not in found]
+        bar = tqdm(total=len(todo), desc="landmarks", unit="img", disable=not progress or not todo,
+                   leave=False)
+        for s in range(0, len(todo), 256):
+            rows = todo[s:s + 256]
+            pts = landmarks68(faces[rows])
+            for r, p in zip(rows, pts, strict=True):
+                found[digests[r]] = p
+            if con is not None:
+                with con:
+                    con.executemany("INSERT OR REPLACE INTO landmarks68 VALUES (?, ?, ?)",
+                                    [(digests[r], POINTS_VERSION,
+                                      np.ascontiguousarray(p, "<f8").tobytes())
+                                     for r, p in zip(rows, pts, strict=True)])
+            bar.update(len(rows))
+        bar.close()
+    finally:
+        if con is not None:
+            con.close()
+    for i, d in enumerate(digests):
+        out[i] = found[d]
+    return out

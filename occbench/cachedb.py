@@ -147,3 +147,91 @@ class ShardFiles:
                 con.close()
 
         guarded(path, insert, insert)  # a shard found corrupt on the way: into a fresh one
+
+
+# 3: one row store for every per-image cache (features, completions, reconstruction
+#    figures), reconstruction figures apart from the recognizer's features
+FORMAT_VERSION = 3
+
+
+def cache_folder(root: Path, parts: tuple[str, ...], meta: dict) -> Path:
+    """The cache folder ``root/parts...`` holding ``meta.json`` = ``meta``.
+
+    A folder written under other meta data (another format or model version) is removed and
+    started afresh, with a note on stderr.
+    """
+    import json
+    import shutil
+    import sys
+
+    from occbench.imageio import atomic_write
+
+    folder = Path(root).joinpath(*parts)
+    meta = {"format": FORMAT_VERSION, **meta}
+    meta_path = folder / "meta.json"
+    if meta_path.exists():
+        try:
+            found = json.loads(meta_path.read_text())
+            why = f"was written by another version ({found})"
+        except (OSError, ValueError):
+            found, why = None, "has an unreadable meta.json"
+        if found == meta:
+            return folder
+        print(f"occbench: cache {folder} {why}; recomputing", file=sys.stderr)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+    return folder
+
+
+class RowStore:
+    """Per-image rows of one cache folder, keyed by (image key, content digest of the aligned
+    face): a row whose face has changed since (a file replaced under the same name) is not
+    found, and so recomputed. ``columns``: ``(name, SQL type)`` of the stored values.
+    Subclasses check a row's values with :meth:`valid` (a damaged row: recomputed).
+
+    Rows are committed batch by batch into the writer's shard (torchrun ranks write their
+    own), so an interrupted run resumes where it stopped.
+    """
+
+    def __init__(self, root: Path, parts: tuple[str, ...], meta: dict,
+                 columns: tuple[tuple[str, str], ...]):
+        self.meta = meta
+        self.columns = tuple(c for c, _ in columns)
+        schema = ("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, content TEXT NOT NULL, "
+                  + ", ".join(f"{c} {t}" for c, t in columns) + ")")
+        self.dir = cache_folder(root, parts, meta)
+        self.shards = ShardFiles(self.dir, schema)
+
+    def valid(self, values: tuple) -> bool:
+        return True
+
+    def read(self, keys: list[str], contents: list[str]) -> dict[str, tuple]:
+        """The stored values of those ``keys`` whose row matches their content digest."""
+        if len(keys) != len(contents):
+            raise ValueError(f"{len(keys)} keys but {len(contents)} content digests")
+        if not keys:
+            return {}
+        wanted = dict(zip(keys, contents, strict=True))
+        cols = ", ".join(self.columns)
+        if len(keys) <= 900:  # SQLite's parameter limit: else scan (cheaper for big sets anyway)
+            marks = ",".join("?" * len(keys))
+            rows = self.shards.read(f"SELECT key, content, {cols} FROM rows WHERE key IN ({marks})",
+                                    keys)
+        else:
+            rows = self.shards.read(f"SELECT key, content, {cols} FROM rows")
+        return {r[0]: r[2:] for r in rows if wanted.get(r[0]) == r[1] and self.valid(r[2:])}
+
+    def done_keys(self, keys: list[str], contents: list[str]) -> set[str]:
+        """Those of ``keys`` stored with a valid row for this content."""
+        return set(self.read(keys, contents))
+
+    def write(self, keys: list[str], contents: list[str], values: list[tuple],
+              rank: int = 0) -> None:
+        """Commit one batch (one transaction) to this writer's shard."""
+        if not (len(keys) == len(contents) == len(values)):
+            raise ValueError(f"{len(keys)} keys, {len(contents)} content digests and "
+                             f"{len(values)} rows")
+        marks = ", ".join("?" * (2 + len(self.columns)))
+        self.shards.write(rank, f"INSERT OR REPLACE INTO rows VALUES ({marks})",
+                          [(k, c, *v) for k, c, v in zip(keys, contents, values, strict=True)])

@@ -103,44 +103,9 @@ def _split(value: str | None, cast=str):
     return None if value in (None, "", "all") else tuple(cast(v) for v in value.split(","))
 
 
-def _option_args(text: str) -> dict:
-    """``KEY=VALUE,KEY=VALUE`` model options as a dict (``--recognizer-args``).
-
-    Values become bool (true/false/yes/no/on/off), int, float or str; ``a/b/c`` with every
-    part a number becomes a tuple of numbers (per-channel values; a path stays a string).
-    """
-
-    def scalar(v: str):
-        if v.lower() in ("true", "yes", "on", "false", "no", "off"):
-            return v.lower() in ("true", "yes", "on")
-        for cast in (int, float):
-            try:
-                return cast(v)
-            except ValueError:
-                pass
-        return v
-
-    out: dict = {}
-    for item in (i.strip() for i in text.split(",")):
-        if not item:
-            continue
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE[,KEY=VALUE...], got {item!r}")
-        if key in out:
-            raise argparse.ArgumentTypeError(f"{key!r} given twice")
-        parts = [scalar(p) for p in value.split("/")] if "/" in value else None
-        if parts and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in parts):
-            out[key] = tuple(parts)
-        else:
-            out[key] = scalar(value)
-    return out
-
-
 def _run_config(args: argparse.Namespace, model: str, recognizer: str):
     """The RunConfig of ``run``/``sweep`` options."""
-    from occbench.runner import DEFAULT_PROTOCOLS, RunConfig
+    from occbench.runner import RunConfig
 
     defaults = RunConfig.__dataclass_fields__
     return RunConfig(
@@ -149,7 +114,7 @@ def _run_config(args: argparse.Namespace, model: str, recognizer: str):
         forms=_split(args.form) or defaults["forms"].default,
         positions=_split(args.position) or defaults["positions"].default,
         sizes=_split(args.size, float),
-        protocols=_split(args.protocol) or DEFAULT_PROTOCOLS,
+        protocols=_split(args.protocol),
         distractors=args.distractors,
         exclude=args.exclude,
         seed=args.seed,
@@ -157,6 +122,10 @@ def _run_config(args: argparse.Namespace, model: str, recognizer: str):
         batch_size=args.batch_size,
         include_clean=not args.no_clean,
         recognizer_args=args.recognizer_args or {},
+        model_args=args.model_args or {},
+        pairs_set=args.pairs_set,
+        probes=args.probes,
+        distractor_set=args.distractor_set,
     )
 
 
@@ -223,13 +192,14 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
-    from occbench.features import Condition
     from occbench.grid import grid_images, write_grid
-    from occbench.occlusion import check_spec
+    from occbench.occlusion import NO_POSITION, Condition, check_spec, get_form
     from occbench.paths import resolve_data_root
 
-    check_spec(args.form, args.size, args.position)
-    cond = Condition(args.form, args.position, args.size, args.seed)
+    if not get_form(args.form).positions:
+        args.position = NO_POSITION
+    form, _ = check_spec(args.form, args.size, args.position)
+    cond = Condition(form, args.position, args.size, args.seed)
     out = Path(args.out) if args.out else Path(
         "occbench-results") / f"grid_{args.form}_{args.position}_{args.size:g}"
     _out_folder(out.parent)
@@ -258,23 +228,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from occbench.models import list_models
+    from occbench import registry
 
-    for kind, names in list_models().items():
-        print(f"{kind}: {', '.join(names)}")
+    for reg in (registry.completers, registry.recognizers, registry.datasets,
+                registry.protocols, registry.forms, registry.trainable):
+        print(f"{reg.plural}: {', '.join(reg.describe_names())}")
     return 0
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Occlusion, protocol and output options shared by ``run`` and ``sweep``."""
-    p.add_argument("--form", default=None, help="rect,text (default both)")
+    p.add_argument("--form", default=None,
+                   help="comma list of occlusion forms (default rect,text; see `occbench models`)")
     p.add_argument("--position", default=None,
                        help="comma list of eyes,nose,mouth,outside (default all four)")
     p.add_argument("--size", default=None,
                        help="comma list of sizes (default the paper's: a 0.05,0.1,0.15; h 0.1,0.3,0.5)")
     p.add_argument("--protocol", default=None,
-                       help="comma list of identification,verification,reconstruction,landmarks "
-                            "(default the first three)")
+                   help="comma list of protocols (default identification,verification,"
+                        "reconstruction; also landmarks and plug-ins: see `occbench models`)")
+    p.add_argument("--probes", default="facescrub",
+                   help="probe set of identification and reconstruction (default facescrub)")
+    p.add_argument("--distractor-set", default="lfw",
+                   help="distractor set of identification (default lfw)")
+    p.add_argument("--pairs-set", default="lfw",
+                   help="data set whose pairs verification uses (default lfw: pairs.txt)")
     p.add_argument("--distractors", type=options.count, default=None,
                        help="largest number of distractors D (default all available)")
     p.add_argument("--exclude", default=None,
@@ -283,9 +261,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=options.count, default=None,
                        help="at most N images of each set (quick runs)")
     p.add_argument("--batch-size", type=options.count, default=None, help="images per batch")
-    p.add_argument("--recognizer-args", type=_option_args, default=None, metavar="KEY=VALUE,...",
+    p.add_argument("--recognizer-args", type=options.key_values, default=None, metavar="KEY=VALUE,...",
                    help="recognizer options, e.g. path=model.onnx,mean=123.675/116.28/103.53,"
                         "flip=1 (per-channel values separated by /)")
+    p.add_argument("--model-args", type=options.key_values, default=None, metavar="KEY=VALUE,...",
+                   help="completer options, e.g. arch=small,weights=path.safetensors")
     p.add_argument("--no-clean", action="store_true",
                    help="leave out the clean condition (e.g. measured by an earlier run)")
     p.add_argument("--out", default="occbench-results",
@@ -331,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_occ = sub.add_parser("occlude", help="export occluded faces in the paper's gallery layout")
     _add_data_arg(p_occ)
     p_occ.add_argument("--set", required=True, help="data set name (lfw, facescrub, ...)")
-    p_occ.add_argument("--form", required=True, help="rect (alias square) or text")
+    p_occ.add_argument("--form", required=True, help="occlusion form: rect (alias square), text, ...")
     p_occ.add_argument("--position", required=True, help="eyes, nose, mouth or outside")
     p_occ.add_argument("--size", required=True, type=float, help="area ratio a or height ratio h")
     p_occ.add_argument("--out", required=True, help="output folder")
@@ -380,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_grid = sub.add_parser("grid", help="qualitative grid: occluded / completers / clean")
     _add_data_arg(p_grid)
     p_grid.add_argument("--models", default="", help="completers, comma-separated")
-    p_grid.add_argument("--form", default="rect", help="rect or text (default rect)")
+    p_grid.add_argument("--form", default="rect", help="occlusion form (default rect)")
     p_grid.add_argument("--position", default="eyes", help="eyes, nose, mouth or outside")
     p_grid.add_argument("--size", type=float, default=0.1, help="area/height ratio (default 0.1)")
     p_grid.add_argument("--set", default="facescrub", help="data set (default facescrub)")
@@ -391,9 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_tr = sub.add_parser("train", help="train a model of baselines/ (resnet50, c2fdan, bvmr, ...)")
     _add_data_arg(p_tr)
-    p_tr.add_argument("name", help="resnet50, resnet50-occ, bvmr, c2fdan or a c2fdan ablation: "
-                                   "c2fdan-coarse, c2fdan-no-cross, c2fdan-no-self, "
-                                   "c2fdan-no-local, c2fdan-no-style")
+    from occbench import registry
+
+    p_tr.add_argument("name", help="trainable model: " + ", ".join(registry.trainable.names()))
     p_tr.add_argument("--config", default="small",
                       help="config name in baselines/<model>/configs/ or a JSON file (default small)")
     p_tr.add_argument("--steps", type=options.count, default=None, help="override the config's steps")
@@ -405,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p_tr.set_defaults(func=_cmd_train)
 
-    p_mod = sub.add_parser("models", help="list the registered completers and recognizers")
+    p_mod = sub.add_parser("models", help="list what is registered: completers, recognizers, "
+                                          "data sets, protocols, occlusion forms, trainables")
     p_mod.set_defaults(func=_cmd_models)
     return parser
 

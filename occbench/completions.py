@@ -20,41 +20,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from occbench.cachedb import ShardFiles
+from occbench.cachedb import RowStore
 from occbench.errors import OccbenchError
-from occbench.features import Condition, cache_folder
 from occbench.models.base import Completer, NonFiniteOutput
+from occbench.occlusion import Condition
 
 SHAPE = (112, 112, 3)
-_SCHEMA = ("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, content TEXT NOT NULL,"
-           " image BLOB NOT NULL, mask BLOB NOT NULL)")
 _MASK_BYTES = (SHAPE[0] * SHAPE[1] + 7) // 8
 
 
-class CompletionStore:
+class CompletionStore(RowStore):
     """Completed faces of one (completer, condition) in the cache under ``root``, keyed by
     (image key, content digest of the aligned face)."""
 
     def __init__(self, root, completer: str, condition: Condition, align_version: str):
         meta = {"kind": "completions", "completer": completer,
                 "condition": condition.tag(), "align": align_version}
-        self.dir = cache_folder(root, ("completions", completer, f"align-{align_version}",
-                                       condition.tag()), meta)
-        self.shards = ShardFiles(self.dir, _SCHEMA)
+        super().__init__(root, ("completions", completer, f"align-{align_version}",
+                                condition.tag()), meta,
+                         (("image", "BLOB NOT NULL"), ("mask", "BLOB NOT NULL")))
+
+    def valid(self, values: tuple) -> bool:
+        image, mask = values
+        return len(image) == np.prod(SHAPE) and len(mask) == _MASK_BYTES
 
     def get(self, keys: list[str], contents: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The cached (image, binary mask) of those ``keys`` stored for these contents."""
-        found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if not keys:
-            return found
-        wanted = dict(zip(keys, contents, strict=True))
         n_pixels = SHAPE[0] * SHAPE[1]
-        marks = ",".join("?" * len(keys))
-        for key, content, image, mask in self.shards.read(
-                f"SELECT key, content, image, mask FROM rows WHERE key IN ({marks})", keys):
-            if wanted.get(key) != content or len(image) != np.prod(SHAPE) \
-                    or len(mask) != _MASK_BYTES:
-                continue  # another face under this name, or a damaged row: recomputed
+        found = {}
+        for key, (image, mask) in self.read(keys, contents).items():
             img = np.frombuffer(image, np.uint8).reshape(SHAPE)
             bits = np.unpackbits(np.frombuffer(mask, np.uint8))[:n_pixels]
             found[key] = img, bits.reshape(SHAPE[:2]).astype(np.float32)
@@ -65,9 +59,8 @@ class CompletionStore:
         """Commit one batch (one transaction) to this writer's shard."""
         images = np.ascontiguousarray(images, dtype=np.uint8)
         bits = np.packbits((np.asarray(masks) > 0.5).reshape(len(keys), -1), axis=1)
-        self.shards.write(rank, "INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?)",
-                          [(k, contents[i], images[i].tobytes(), bits[i].tobytes())
-                           for i, k in enumerate(keys)])
+        self.write(keys, contents, [(images[i].tobytes(), bits[i].tobytes())
+                                    for i in range(len(keys))], rank)
 
 
 def run_completer(completer: Completer, keys: list[str], occluded: np.ndarray,
@@ -118,3 +111,28 @@ def complete_cached(completer: Completer, store: CompletionStore | None, keys: l
         if k in found:
             images[i], masks[i] = found[k]
     return images, masks
+
+
+def occlude_faces(faces: np.ndarray, keys: list[str], condition: Condition,
+                  landmarks: np.ndarray | None = None):
+    """Occluded copies of ``faces`` and their true masks (the clean condition: unchanged,
+    empty). ``landmarks`` (N, 68, 2): for a form drawn from them."""
+    if condition.clean:
+        return faces, np.zeros(faces.shape[:3], dtype=np.uint8)
+    from occbench.occlusion import occlude_batch
+
+    occluded, masks, _ = occlude_batch(faces, keys, condition.form, condition.size,
+                                       condition.position, seed=condition.seed,
+                                       landmarks=landmarks)
+    return occluded, masks
+
+
+def occlude_and_complete(completer: Completer, store: CompletionStore | None, keys: list[str],
+                         contents: list[str], clean: np.ndarray, condition: Condition,
+                         landmarks: np.ndarray | None = None, rank: int = 0):
+    """The one occlude-then-complete step of every stage (features, reconstruction figures,
+    landmarks, grids): returns (occluded, completed, predicted mask, true mask)."""
+    occluded, true_mask = occlude_faces(clean, keys, condition, landmarks)
+    completed, pred_mask = complete_cached(completer, store, keys, contents, occluded, clean,
+                                           rank=rank)
+    return occluded, completed, pred_mask, true_mask

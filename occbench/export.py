@@ -24,15 +24,18 @@ import numpy as np
 
 from occbench.errors import DataError
 from occbench.imageio import write_png
-from occbench.occlusion import EXPORT_FORM_NAMES, check_spec, occlude
+from occbench.occlusion import check_spec, get_form, occlude
 
 MAX_LISTED = 20  # unreadable files named in the summary
 
 
 def condition_dir(out: str | os.PathLike, form: str, position: str, size: float) -> Path:
-    """``out/<square|text>/<position>/<size:g>``: the folder holding ``img/`` and ``mask/``."""
+    """``out/<square|text>/<position>/<size:g>``: the folder holding ``img/`` and ``mask/``
+    (the form's ``export_name``; a form without positions: ``out/<form>/<size:g>``)."""
     form, size = check_spec(form, size, position)
-    return Path(out) / EXPORT_FORM_NAMES[form] / position / f"{size:g}"
+    f = get_form(form)
+    folder = Path(out) / f.export_name
+    return (folder / position if f.positions else folder) / f"{size:g}"
 
 
 def _safe_part(name: str, what: str, key: str) -> str:

@@ -1,21 +1,24 @@
-"""Per-image work of a run: occlude -> complete -> embed (+ PSNR/SSIM/mask IoU), into the cache.
+"""Per-image work of a run, into the caches: occlude -> complete -> embed (:func:`extract`) or
+-> PSNR / SSIM / mask IoU (:func:`measure`).
 
-``extract`` fills a :class:`~occbench.features.FeatureStore` for a list of aligned faces,
-skipping faces already stored under the same key and content (resume), in batches committed
-one at a time. With
-``world > 1`` (torchrun), rank ``r`` handles the images whose index is ``r`` modulo ``world``
-and writes its own shard.
+Both skip faces already stored under the same key and content (resume) and commit batch by
+batch. With ``world > 1`` (torchrun), rank ``r`` handles the images whose index is ``r``
+modulo ``world`` and writes its own shard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from tqdm import tqdm
 
-from occbench.completions import CompletionStore, complete_cached
+from occbench.cachedb import RowStore
+from occbench.completions import CompletionStore, occlude_and_complete
 from occbench.errors import OccbenchError
-from occbench.features import Condition, FeatureStore
+from occbench.features import FeatureStore, QualityStore
 from occbench.models.base import Completer, Recognizer
+from occbench.occlusion import Condition
 
 
 def check_embeddings(feats: np.ndarray, recognizer: str, keys: list[str]) -> None:
@@ -40,69 +43,71 @@ def mask_iou(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
-def occlude_faces(faces: np.ndarray, keys: list[str], condition: Condition):
-    """Occluded copies of ``faces`` and their true masks (the clean condition: unchanged, empty)."""
-    if condition.clean:
-        return faces, np.zeros(faces.shape[:3], dtype=np.uint8)
-    from occbench.occlusion import occlude_batch
-
-    occluded, masks, _ = occlude_batch(faces, keys, condition.form, condition.size,
-                                       condition.position, seed=condition.seed)
-    return occluded, masks
-
-
-def extract(
-    store: FeatureStore,
-    keys: list[str],
-    faces: np.ndarray,
-    condition: Condition,
-    completer: Completer | None,
-    recognizer: Recognizer,
-    *,
-    batch_size: int | None = None,
-    rank: int = 0,
-    world: int = 1,
-    progress: bool = True,
-    desc: str = "",
-    completions: CompletionStore | None = None,
-    contents: list[str] | None = None,
-) -> int:
-    """Fill ``store`` for ``keys``/``faces``; returns the number of images computed now.
-
-    ``completer=None`` embeds the faces as they are (clean distractors) and skips the
-    reconstruction figures. ``completions``: the completer's output cache (read and filled).
-    ``contents``: the faces' :func:`~occbench.align.face_digests` when the caller has them
-    already (e.g. :attr:`AlignedFaces.digests`); computed here otherwise.
-    """
+def _fill(store: RowStore, keys: list[str], faces: np.ndarray, contents: list[str] | None,
+          batch_size: int, step: Callable[[np.ndarray, list[str], list[str]], None], *,
+          rank: int, world: int, progress: bool, desc: str) -> int:
+    """Call ``step(rows, keys, contents)`` on batches of the faces ``store`` lacks."""
     from occbench.align import face_digests
-    from occbench.metrics import psnr, ssim
 
     if contents is None:  # rows are keyed by what produced them, not just the name
         contents = face_digests(faces)
     done = store.done_keys(keys, contents)
     todo = [i for i in range(len(keys)) if i % world == rank and keys[i] not in done]
-    if not todo:
-        return 0
-    bs = batch_size or recognizer.batch_size
-    bar = tqdm(total=len(todo), desc=desc or store.dir.name, unit="img", disable=not progress,
-               leave=False)
-    for start in range(0, len(todo), bs):
-        idx = np.asarray(todo[start:start + bs])
-        batch_keys = [keys[i] for i in idx]
-        batch_contents = [contents[i] for i in idx]
-        clean = faces[idx]
-        if completer is None:
-            completed, quality = clean, None
-        else:
-            occluded, true_mask = occlude_faces(clean, batch_keys, condition)
-            completed, pred_mask = complete_cached(completer, completions, batch_keys,
-                                                   batch_contents, occluded, clean, rank=rank)
-            iou = mask_iou(pred_mask, true_mask) if not condition.clean else None
-            quality = (psnr(completed, clean), ssim(completed, clean), iou)
-        feats = recognizer.embed(completed)
-        check_embeddings(feats, recognizer.name, batch_keys)
-        store.put(batch_keys, batch_contents, feats, *(quality or (None, None, None)),
-                  rank=rank)
+    bar = tqdm(total=len(todo), desc=desc or store.dir.name, unit="img", disable=not progress
+               or not todo, leave=False)
+    for start in range(0, len(todo), batch_size):
+        idx = np.asarray(todo[start:start + batch_size])
+        step(idx, [keys[i] for i in idx], [contents[i] for i in idx])
         bar.update(len(idx))
     bar.close()
     return len(todo)
+
+
+def extract(store: FeatureStore, keys: list[str], faces: np.ndarray, condition: Condition,
+            completer: Completer | None, recognizer: Recognizer, *,
+            batch_size: int | None = None, rank: int = 0, world: int = 1, progress: bool = True,
+            desc: str = "", completions: CompletionStore | None = None,
+            contents: list[str] | None = None, landmarks: np.ndarray | None = None) -> int:
+    """Fill ``store`` with the embeddings of the completed ``faces``; returns the number of
+    images computed now.
+
+    ``completer=None`` embeds the faces as they are (clean distractors). ``completions``: the
+    completer's output cache (read and filled). ``contents``: the faces'
+    :func:`~occbench.align.face_digests` when the caller has them already (e.g.
+    :attr:`AlignedFaces.digests`); computed here otherwise. ``landmarks``: (N, 68, 2), for a
+    form drawn from them.
+    """
+    def step(idx, batch_keys, batch_contents):
+        clean = faces[idx]
+        completed = clean
+        if completer is not None:
+            completed = occlude_and_complete(
+                completer, completions, batch_keys, batch_contents, clean, condition,
+                None if landmarks is None else landmarks[idx], rank=rank)[1]
+        feats = recognizer.embed(completed)
+        check_embeddings(feats, recognizer.name, batch_keys)
+        store.put(batch_keys, batch_contents, feats, rank=rank)
+
+    return _fill(store, keys, faces, contents, batch_size or recognizer.batch_size, step,
+                 rank=rank, world=world, progress=progress, desc=desc)
+
+
+def measure(store: QualityStore, keys: list[str], faces: np.ndarray, condition: Condition,
+            completer: Completer, *, batch_size: int = 256, rank: int = 0, world: int = 1,
+            progress: bool = True, desc: str = "", completions: CompletionStore | None = None,
+            contents: list[str] | None = None, landmarks: np.ndarray | None = None) -> int:
+    """Fill ``store`` with PSNR / SSIM of each completed face against the clean one and the
+    IoU of the predicted mask with the true one (NaN for the clean condition)."""
+    from occbench.metrics import psnr, ssim
+
+    def step(idx, batch_keys, batch_contents):
+        clean = faces[idx]
+        _, completed, pred_mask, true_mask = occlude_and_complete(
+            completer, completions, batch_keys, batch_contents, clean, condition,
+            None if landmarks is None else landmarks[idx], rank=rank)
+        iou = mask_iou(pred_mask, true_mask) if not condition.clean else None
+        store.put(batch_keys, batch_contents, psnr(completed, clean), ssim(completed, clean),
+                  iou, rank=rank)
+
+    return _fill(store, keys, faces, contents, batch_size, step, rank=rank, world=world,
+                 progress=progress, desc=desc)

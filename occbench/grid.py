@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from occbench.features import Condition
 from occbench.imageio import atomic_write
+from occbench.occlusion import Condition
 
 
 def grid_images(data_root: str | Path, models: list[str], condition: Condition, n: int = 8,
@@ -24,10 +24,10 @@ def grid_images(data_root: str | Path, models: list[str], condition: Condition, 
     The ``n`` faces are drawn from ``dataset`` with ``seed``, one per identity where possible.
     """
     from occbench.align import align_dataset
-    from occbench.completions import run_completer
+    from occbench.completions import occlude_and_complete
     from occbench.data import load_dataset
-    from occbench.extract import occlude_faces
     from occbench.models import create_completer
+    from occbench.occlusion import get_form
 
     ds = load_dataset(dataset, data_root)
     rng = np.random.default_rng(seed)
@@ -42,15 +42,17 @@ def grid_images(data_root: str | Path, models: list[str], condition: Condition, 
         picked += [rest[i] for i in rng.choice(len(rest), n - len(picked), replace=False)]
     ds.samples = picked
     faces = align_dataset(ds, progress=False)
-    clean = faces.images
-    occluded, _ = occlude_faces(clean, faces.keys, condition)
-    rows, labels = [occluded], ["occluded"]
-    for name in models:
-        if name == "occluded":
-            continue
-        completed, _ = run_completer(create_completer(name), faces.keys, occluded, clean)
-        rows.append(completed)
-        labels.append(name)
+    clean, keys = faces.images, faces.keys
+    landmarks = faces.landmarks68 if get_form(condition.form).needs_landmarks else None
+    rows, labels = [], ["occluded"]
+    for name in ["occluded"] + [m for m in models if m != "occluded"]:
+        occluded, completed, _, _ = occlude_and_complete(
+            create_completer(name), None, keys, faces.digests, clean, condition, landmarks)
+        if not rows:
+            rows.append(occluded)
+        if name != "occluded":
+            rows.append(completed)
+            labels.append(name)
     rows.append(clean)
     labels.append("clean")
     return labels, np.stack(rows)

@@ -4,7 +4,10 @@
     occ = occlude(face, "lfw/AJ_Cook/AJ_Cook_0001.jpg", "text", 0.3, "eyes", seed=0)
     occ.image, occ.mask, occ.params      # uint8 (112,112,3), uint8 {0,1} (112,112), dict
 
-Forms (:data:`FORMS`; ``rectangle`` and ``square`` are aliases of ``rect``):
+Forms are plug-ins: a :class:`Form` registered in ``occbench.registry.forms`` (its name,
+aliases, size range, evaluation sizes, positions or none, and ``draw``, which may use the
+face's 68 landmarks). The paper's two, :data:`FORMS` (``rectangle`` and ``square`` are
+aliases of ``rect``):
 
 * ``rect`` -- a filled axis-aligned rectangle. Size = area ratio a = occluded area / image
   area, valid in (0, 0.5]; aspect ratio width/height uniform in [0.5, 2]. The height is
@@ -41,6 +44,7 @@ process, order and machine (text masks also assume the same Pillow/FreeType and 
 
 Sizes: any valid size may be evaluated; the paper's evaluation sizes are
 :data:`EVAL_SIZES`, its training distribution :func:`sample_training_occlusion`.
+:class:`Condition` is one evaluated (form, position, size, seed).
 """
 
 from __future__ import annotations
@@ -57,18 +61,8 @@ from occbench.errors import ConfigError
 from occbench.occlusion_text import text_mask, wordlist
 from occbench.template import FACE_CENTRE, FACE_HALF_AXES, LEFT_EYE, MOUTH, NOSE, RIGHT_EYE, SIZE
 
-FORMS = ("rect", "text")
-FORM_ALIASES = {"rect": "rect", "rectangle": "rect", "square": "rect", "text": "text"}
-# Folder name of each form in the paper's released occluded gallery.
-EXPORT_FORM_NAMES = {"rect": "square", "text": "text"}
 POSITIONS = ("eyes", "nose", "mouth", "outside")
-
-# Valid sizes: (low, high], a for rect, h for text.
-SIZE_RANGES = {"rect": (0.0, 0.5), "text": (0.0, 1.0)}
-# The paper's evaluation sizes (section IV) and training distributions (uniform [low, high]).
-EVAL_SIZES = {"rect": (0.05, 0.10, 0.15), "text": (0.1, 0.3, 0.5)}
-TRAIN_SIZES = {"rect": (0.01, 0.15), "text": (0.05, 0.5)}
-
+NO_POSITION = "none"  # the position of a form without a position axis (and of the clean condition)
 ASPECT_RANGE = (0.5, 2.0)  # rectangle width / height, uniform
 JITTER_PX = 3.0  # uniform jitter of the centre, each axis, for eyes / nose / mouth
 OUTSIDE_SLACK = 0.05  # see the module docstring, `outside`
@@ -89,40 +83,210 @@ class Occlusion:
     params: dict
 
 
+@dataclass(frozen=True)
+class Condition:
+    """An evaluated occlusion setting: ``form='none'`` is the clean (unoccluded) condition;
+    ``position='none'`` for a form without a position axis."""
+
+    form: str = "none"
+    position: str = "none"
+    size: float = 0.0
+    seed: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return self.form == "none"
+
+    def tag(self) -> str:
+        if self.clean:
+            return "clean"
+        return f"{self.form}-{self.position}-{self.size:g}-s{self.seed}"
+
+
+CLEAN = Condition()
+
+
+# ----------------------------------------------------------------------------- forms
+
+
+class Form:
+    """An occlusion form: a plug-in of ``registry.forms`` (see :mod:`occbench.registry`).
+
+    Attributes: ``name``, ``aliases``; ``size_range`` (low, high] of valid sizes and
+    ``size_label`` (what a size measures, for messages); ``eval_sizes`` (the sizes a run
+    evaluates by default) and ``train_range`` (uniform range of the training sampler);
+    ``positions`` (empty: no position axis; the condition's position is ``"none"``);
+    ``train`` (drawn by the training sampler by default); ``needs_landmarks`` (``draw`` gets
+    the face's 68 landmarks in the 112 frame); ``export_name`` (its folder in the occluded
+    gallery) and ``title`` (figures).
+
+    :meth:`draw` returns the binary mask and the parameters of one occlusion from ``rng``
+    (a Generator seeded by :func:`occlusion_rng`, read through :func:`_random`).
+    """
+
+    name = ""
+    aliases: tuple[str, ...] = ()
+    size_range = (0.0, 1.0)
+    size_label = "size"
+    eval_sizes: tuple[float, ...] = ()
+    train_range: tuple[float, float] = (0.0, 0.0)
+    positions: tuple[str, ...] = POSITIONS
+    train = False
+    needs_landmarks = False
+
+    @property
+    def export_name(self) -> str:
+        return self.name
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} ({self.size_label})"
+
+    def draw(self, size: float, position: str, rng: np.random.Generator,
+             landmarks: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        raise NotImplementedError
+
+
+class StampForm(Form):
+    """A shape stamped at one of :data:`POSITIONS` (the paper's forms). Subclasses give
+    :meth:`shape`; ``keep_inside`` shifts a shape that would cross the border inwards."""
+
+    keep_inside = False
+
+    def shape(self, size: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+        """The bool (h, w) shape and its parameters, drawn after the colour."""
+        raise NotImplementedError
+
+    def draw(self, size, position, rng, landmarks=None):
+        """Order of draws (part of the determinism contract): colour r, g, b; the shape's
+        own (aspect, word); then eye side and x, y jitter, or the `outside` placement."""
+        colour = tuple(_index(rng, 256) for _ in range(3))
+        params: dict = {"form": self.name, "size": float(size), "position": position,
+                        "colour": colour}
+        shape, extra = self.shape(size, rng)
+        params.update(extra)
+        h, w = shape.shape
+        if position == "outside":
+            choices = _outside_choices(h, w, shape.tobytes())
+            border, x0, y0, _ = choices[_index(rng, len(choices))]
+            params["border"] = border
+        else:
+            region = position
+            if position == "eyes":
+                side = "left" if _random(rng) < 0.5 else "right"
+                params["side"] = side
+                region = f"{side} eye"
+            cx, cy = (float(v) for v in _CENTRES[region])
+            cx += _uniform(rng, -JITTER_PX, JITTER_PX)
+            cy += _uniform(rng, -JITTER_PX, JITTER_PX)
+            x0 = round(cx - (w - 1) / 2)
+            y0 = round(cy - (h - 1) / 2)
+            if self.keep_inside:
+                x0 = min(max(x0, 0), SIZE - w)
+                y0 = min(max(y0, 0), SIZE - h)
+        params["centre"] = (x0 + (w - 1) / 2, y0 + (h - 1) / 2)
+        params["box"] = (int(x0), int(y0), int(x0 + w), int(y0 + h))
+        mask = np.zeros((SIZE, SIZE), dtype=bool)
+        _paste(mask, shape, int(x0), int(y0))
+        return mask, params
+
+
+class RectForm(StampForm):
+    """``rect``: a filled rectangle of area ratio a, aspect ratio in [0.5, 2], kept inside
+    the image (the area stays exact)."""
+
+    name = "rect"
+    aliases = ("rectangle", "square")
+    size_range = (0.0, 0.5)
+    size_label = "area ratio a"
+    eval_sizes = (0.05, 0.10, 0.15)
+    train_range = (0.01, 0.15)
+    train = True
+    keep_inside = True
+    export_name = "square"  # the paper's released gallery names the folder so
+    title = "rectangle (a = area ratio)"
+
+    def shape(self, size, rng):
+        aspect = _uniform(rng, *ASPECT_RANGE)
+        h, w = rect_shape(size, aspect)
+        return np.ones((h, w), dtype=bool), {"aspect": aspect}
+
+
+class TextForm(StampForm):
+    """``text``: one BIP-39 word whose ink is exactly round(h * 112) rows high."""
+
+    name = "text"
+    size_range = (0.0, 1.0)
+    size_label = "height ratio h"
+    eval_sizes = (0.1, 0.3, 0.5)
+    train_range = (0.05, 0.5)
+    train = True
+    title = "text (h = height ratio)"
+
+    def shape(self, size, rng):
+        word = wordlist()[_index(rng, 2048)]
+        return text_mask(word, max(1, round(size * SIZE))), {"word": word}
+
+
+RECT, TEXT = RectForm(), TextForm()
+# The paper's two forms (its evaluation sizes and training ranges, section IV).
+FORMS = (RECT.name, TEXT.name)
+EVAL_SIZES = {f.name: f.eval_sizes for f in (RECT, TEXT)}
+TRAIN_SIZES = {f.name: f.train_range for f in (RECT, TEXT)}
+SIZE_RANGES = {f.name: f.size_range for f in (RECT, TEXT)}
+
+
+def get_form(form: str) -> Form:
+    """The registered :class:`Form` of a name or alias; ConfigError listing the known."""
+    from occbench import registry
+
+    return registry.forms.load(form)
+
+
+def conditions(forms, positions, sizes, seed: int = 0) -> list[Condition]:
+    """The conditions of every form x position x size (``sizes`` None: each form's
+    ``eval_sizes``); a form without positions gets one condition per size."""
+    out = []
+    for name in forms:
+        form = get_form(name)
+        for position in (positions if form.positions else (NO_POSITION,)):
+            for size in sizes or form.eval_sizes:
+                name_, value = check_spec(form.name, size, position)
+                out.append(Condition(name_, position, float(value), seed))
+    return out
+
+
 # ----------------------------------------------------------------------------- validation
 
 
 def canonical_form(form: str) -> str:
-    """``rect`` or ``text`` for a form name or alias; :class:`ConfigError` otherwise."""
-    name = FORM_ALIASES.get(str(form).strip().lower())
-    if name is None:
-        raise ConfigError(
-            f"unknown occlusion form {form!r}; valid: rect (aliases rectangle, square), text"
-        )
-    return name
+    """The registered name of a form or alias; :class:`ConfigError` otherwise."""
+    return get_form(form).name
 
 
 def check_spec(form: str, size: float, position: str) -> tuple[str, float]:
     """Validate an occlusion setting; returns (canonical form, size as float).
 
-    :class:`ConfigError` names the bad value and lists the valid ones.
+    :class:`ConfigError` names the bad value and lists the valid ones. A form without a
+    position axis takes the position ``"none"``.
     """
-    name = canonical_form(form)
-    if position not in POSITIONS:
-        raise ConfigError(f"unknown occlusion position {position!r}; valid: {', '.join(POSITIONS)}")
-    low, high = SIZE_RANGES[name]
-    what = "area ratio a" if name == "rect" else "height ratio h"
+    f = get_form(form)
+    valid = f.positions or (NO_POSITION,)
+    if position not in valid:
+        raise ConfigError(f"unknown occlusion position {position!r} for {f.name}; valid: "
+                          f"{', '.join(valid)}")
+    low, high = f.size_range
     try:
         value = float(size)
     except (TypeError, ValueError):
         value = math.nan
     if not (low < value <= high):
-        paper = ", ".join(f"{s:g}" for s in EVAL_SIZES[name])
+        paper = ", ".join(f"{s:g}" for s in f.eval_sizes)
         raise ConfigError(
-            f"invalid {name} size {size if not isinstance(size, str) else repr(size)}: the {what} must be in ({low:g}, {high:g}] "
-            f"(the paper evaluates {paper})"
+            f"invalid {f.name} size {size if not isinstance(size, str) else repr(size)}: the "
+            f"{f.size_label} must be in ({low:g}, {high:g}] (evaluated sizes: {paper})"
         )
-    return name, value
+    return f.name, value
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -238,9 +402,9 @@ def _outside_placements(shape: np.ndarray) -> list[tuple[str, int, int, int]]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _outside_choices(kind: str, h: int, w: int, word: str | None) -> tuple:
+def _outside_choices(h: int, w: int, shape_bytes: bytes) -> tuple:
     """The allowed `outside` placements of one occluder shape (cached by shape)."""
-    shape = np.ones((h, w), dtype=bool) if kind == "rect" else text_mask(word, h)
+    shape = np.frombuffer(shape_bytes, dtype=bool).reshape(h, w)
     placements = _outside_placements(shape)
     least = min(p[3] for p in placements)
     limit = least + OUTSIDE_SLACK * int(shape.sum())
@@ -259,51 +423,6 @@ def _paste(mask: np.ndarray, shape: np.ndarray, x0: int, y0: int) -> None:
 # ----------------------------------------------------------------------------- drawing
 
 
-def _draw(form: str, size: float, position: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Draw one occlusion's mask and parameters from ``rng`` (validated arguments).
-
-    Order of draws (part of the determinism contract): colour r, g, b; aspect (rect) or
-    word (text); then eye side and x, y jitter, or the `outside` placement.
-    """
-    colour = tuple(_index(rng, 256) for _ in range(3))
-    params: dict = {"form": form, "size": float(size), "position": position, "colour": colour}
-    if form == "rect":
-        aspect = _uniform(rng, *ASPECT_RANGE)
-        h, w = rect_shape(size, aspect)
-        shape = np.ones((h, w), dtype=bool)
-        params["aspect"] = aspect
-        word = None
-    else:
-        word = wordlist()[_index(rng, 2048)]
-        shape = text_mask(word, max(1, round(size * SIZE)))
-        h, w = shape.shape
-        params["word"] = word
-
-    if position == "outside":
-        choices = _outside_choices(form, h, w, word)
-        border, x0, y0, _ = choices[_index(rng, len(choices))]
-        params["border"] = border
-    else:
-        region = position
-        if position == "eyes":
-            side = "left" if _random(rng) < 0.5 else "right"
-            params["side"] = side
-            region = f"{side} eye"
-        cx, cy = (float(v) for v in _CENTRES[region])
-        cx += _uniform(rng, -JITTER_PX, JITTER_PX)
-        cy += _uniform(rng, -JITTER_PX, JITTER_PX)
-        x0 = round(cx - (w - 1) / 2)
-        y0 = round(cy - (h - 1) / 2)
-        if form == "rect":  # keep rectangles inside the image: the area stays exact
-            x0 = min(max(x0, 0), SIZE - w)
-            y0 = min(max(y0, 0), SIZE - h)
-    params["centre"] = (x0 + (w - 1) / 2, y0 + (h - 1) / 2)
-    params["box"] = (int(x0), int(y0), int(x0 + w), int(y0 + h))
-    mask = np.zeros((SIZE, SIZE), dtype=bool)
-    _paste(mask, shape, int(x0), int(y0))
-    return mask, params
-
-
 def compose(image: np.ndarray, mask: np.ndarray, colour: Sequence[int]) -> np.ndarray:
     """I = (1 - M) * I_gt + M * c for a binary mask: a copy with the masked pixels set to c."""
     out = np.array(image, dtype=np.uint8, copy=True)
@@ -311,24 +430,43 @@ def compose(image: np.ndarray, mask: np.ndarray, colour: Sequence[int]) -> np.nd
     return out
 
 
+def _landmarks_for(form: Form, landmarks, n: int | None = None):
+    if not form.needs_landmarks:
+        return None
+    if landmarks is None:
+        raise ConfigError(f"occlusion form {form.name!r} is drawn from the face's 68 landmarks; "
+                          "pass landmarks= (AlignedFaces.landmarks68)")
+    pts = np.asarray(landmarks, dtype=np.float64)
+    want = (68, 2) if n is None else (n, 68, 2)
+    if pts.shape != want:
+        raise ValueError(f"expected landmarks of shape {want}, got {pts.shape}")
+    return pts
+
+
 def occlude(image: np.ndarray, key: str, form: str, size: float, position: str,
-            seed: int = 0) -> Occlusion:
+            seed: int = 0, landmarks: np.ndarray | None = None) -> Occlusion:
     """Occlude one aligned face, deterministically from (key, form, size, position, seed).
 
     ``image``: (112, 112, 3) uint8, unchanged. ``key``: the image's stable key (e.g.
-    ``lfw/AJ_Cook/AJ_Cook_0001.jpg``). ``form``: rect (rectangle, square) or text. ``size``:
-    a in (0, 0.5] or h in (0, 1] (the paper's sizes are :data:`EVAL_SIZES`). ``position``:
-    eyes, nose, mouth or outside. ``seed``: default 0. :class:`ConfigError` for a bad setting.
+    ``lfw/AJ_Cook/AJ_Cook_0001.jpg``). ``form``: a registered form or alias (rect, text,
+    ...). ``size``: in the form's ``size_range`` (the paper's sizes are :data:`EVAL_SIZES`).
+    ``position``: eyes, nose, mouth or outside (``none`` for a form without positions).
+    ``seed``: default 0. ``landmarks``: (68, 2) points in the 112 frame, for a form that
+    needs them. :class:`ConfigError` for a bad setting.
     """
     image = _check_image(image)
-    form, size = check_spec(form, size, position)
-    mask, params = _draw(form, size, position, occlusion_rng(key, form, size, position, seed))
+    name, size = check_spec(form, size, position)
+    f = get_form(name)
+    mask, params = f.draw(size, position, occlusion_rng(key, name, size, position, seed),
+                          _landmarks_for(f, landmarks))
     return Occlusion(compose(image, mask, params["colour"]), mask.astype(np.uint8), params)
 
 
 def occlude_batch(images: np.ndarray, keys: Sequence[str], form: str, size: float,
-                  position: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """:func:`occlude` over (N, 112, 112, 3) uint8 faces and their N keys.
+                  position: str, seed: int = 0, landmarks: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """:func:`occlude` over (N, 112, 112, 3) uint8 faces and their N keys (and (N, 68, 2)
+    ``landmarks`` for a form that needs them).
 
     Returns (occluded (N,112,112,3) uint8, masks (N,112,112) uint8, params list); each
     face's occlusion depends only on its own key, never on its place in the batch.
@@ -336,27 +474,42 @@ def occlude_batch(images: np.ndarray, keys: Sequence[str], form: str, size: floa
     images = np.asarray(images)
     if len(images) != len(keys):
         raise ValueError(f"{len(images)} images but {len(keys)} keys")
-    form, size = check_spec(form, size, position)
+    name, size = check_spec(form, size, position)
+    points = _landmarks_for(get_form(name), landmarks, len(images))
     out = np.empty_like(images, dtype=np.uint8)
     masks = np.zeros((len(images), SIZE, SIZE), dtype=np.uint8)
     params = []
     for i, (image, key) in enumerate(zip(images, keys, strict=True)):
-        occ = occlude(image, key, form, size, position, seed)
+        occ = occlude(image, key, name, size, position, seed,
+                      None if points is None else points[i])
         out[i], masks[i] = occ.image, occ.mask
         params.append(occ.params)
     return out, masks, params
 
 
-def sample_training_occlusion(image: np.ndarray, rng: np.random.Generator):
+def training_forms() -> tuple[str, ...]:
+    """The forms the training sampler draws by default (those with ``train = True``; a
+    new form opts in), by name."""
+    from occbench import registry
+
+    return tuple(e.name for e in registry.forms.entries() if e.load().train)
+
+
+def sample_training_occlusion(image: np.ndarray, rng: np.random.Generator,
+                              forms: Sequence[str] | None = None,
+                              landmarks: np.ndarray | None = None):
     """A random training occlusion (paper III-A / IV-A) of one aligned face.
 
-    Form rect or text with probability 1/2 each; a ~ U[0.01, 0.15] or h ~ U[0.05, 0.5]
-    (:data:`TRAIN_SIZES`); position uniform over :data:`POSITIONS`; random word, aspect,
+    Form uniform over ``forms`` (default :func:`training_forms`: rect and text, so
+    probability 1/2 each); size uniform over the form's ``train_range`` (a ~ U[0.01, 0.15],
+    h ~ U[0.05, 0.5]); position uniform over the form's positions; random word, aspect,
     colour as in :func:`occlude`. Returns (occluded uint8, mask uint8 {0,1}, params).
     """
     image = _check_image(image)
-    form = FORMS[_index(rng, len(FORMS))]
-    size = _uniform(rng, *TRAIN_SIZES[form])
-    position = POSITIONS[_index(rng, len(POSITIONS))]
-    mask, params = _draw(form, size, position, rng)
+    names = tuple(forms) if forms is not None else training_forms()
+    form = get_form(names[_index(rng, len(names))])
+    size = _uniform(rng, *form.train_range)
+    position = (form.positions[_index(rng, len(form.positions))] if form.positions
+                else NO_POSITION)
+    mask, params = form.draw(size, position, rng, _landmarks_for(form, landmarks))
     return compose(image, mask, params["colour"]), mask.astype(np.uint8), params

@@ -19,10 +19,16 @@ import numpy as np
 import pandas as pd
 
 from occbench.imageio import atomic_write
-from occbench.report import FORMS, MODEL_ORDER, POSITIONS, average, base_recognizer, headline_rows
+from occbench.report import (
+    average,
+    base_recognizer,
+    form_order,
+    form_title,
+    headline_rows,
+    model_rank,
+    position_order,
+)
 from occbench.results import NONE
-
-FORM_TITLES = {"rect": "rectangle (a = area ratio)", "text": "text (h = height ratio)"}
 
 
 def _plt():
@@ -71,7 +77,7 @@ def comparable(ident: pd.DataFrame) -> pd.DataFrame:
 def _line_order(labels) -> list[str]:
     def key(label: str):
         model = label.split(" (")[0]
-        return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), label)
+        return (model_rank(model), label)
 
     return sorted(set(labels), key=key)
 
@@ -122,8 +128,8 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     heads = headline_rows(df)
     order = _line_order(df.line)
     palette = _palette(sns, order)
-    forms = [f for f in FORMS if f in set(ident.form)]
-    positions = [p for p in POSITIONS if p in set(ident.position)]
+    forms = form_order(set(ident.form))
+    positions = position_order(set(ident.position))
     ncols = 2 + 2 * len(positions)
     fig, axes = plt.subplots(len(forms), ncols, figsize=(2.6 * ncols, 2.6 * len(forms) + 0.6),
                              squeeze=False)
@@ -135,7 +141,7 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
         ax = axes[i, 0]
         _draw(ax, average(cmc, ["line", "rank"]), "rank", palette, order, 100, marker=None)
         ax.set_xscale("log")
-        ax.set(xlabel="rank", ylabel=f"{FORM_TITLES[form]}\nTPIR %", title="TPIR vs rank")
+        ax.set(xlabel="rank", ylabel=f"{form_title(form)}\nTPIR %", title="TPIR vs rank")
         # TPIR@1 vs D
         byd = f_ident[f_ident["rank"] == 1]
         ax = axes[i, 1]
@@ -184,8 +190,8 @@ def fig8(df: pd.DataFrame, out: Path, recognizer: str | None = None) -> list[Pat
     lm["line"] = lm.model
     order = _line_order(lm.line)
     palette = _palette(sns, order)
-    forms = [f for f in FORMS if f in set(lm.form)]
-    positions = [p for p in POSITIONS if p in set(lm.position)]
+    forms = form_order(set(lm.form))
+    positions = position_order(set(lm.position))
     fig, axes = plt.subplots(len(forms), len(positions),
                              figsize=(2.8 * len(positions), 2.6 * len(forms) + 0.5),
                              squeeze=False, sharey=True)

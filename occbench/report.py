@@ -25,11 +25,43 @@ from occbench.imageio import atomic_write
 from occbench.results import NONE
 
 KEYS = ["model", "recognizer", "form", "position", "size"]
-POSITIONS = ("eyes", "nose", "mouth", "outside")
-FORMS = ("rect", "text")
-# Row order of Table I (others follow alphabetically).
-MODEL_ORDER = ("occluded", "clean", "bvmr", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self",
-               "c2fdan-no-local", "c2fdan-no-style", "c2fdan")
+
+
+def model_rank(model: str) -> float:
+    """A completer's place in tables and legends: its registered ``order`` (the paper's row
+    order for the built-ins); unregistered or unordered ones after them, by name."""
+    from occbench import registry
+
+    order = registry.completers.meta(model, "order")
+    return float("inf") if order is None else float(order)
+
+
+def form_order(forms) -> list[str]:
+    """The forms of a table by their registered ``order`` (the paper's rect, text first),
+    then the others by name; a form no plug-in registers any more is still listed."""
+    from occbench import registry
+
+    def key(form):
+        order = registry.forms.meta(form, "order")
+        return (order is None, order if order is not None else 0, form)
+
+    return sorted(set(forms) - {NONE}, key=key)
+
+
+def position_order(positions) -> list[str]:
+    """Positions of a table: eyes, nose, mouth, outside, then any other (``none`` last)."""
+    from occbench.occlusion import POSITIONS
+
+    present = set(positions)
+    return ([p for p in POSITIONS if p in present]
+            + sorted(present - set(POSITIONS) - {NONE}) + ([NONE] if NONE in present else []))
+
+
+def form_title(form: str) -> str:
+    """A form's title in figures (its registered ``title``), else its name."""
+    from occbench import registry
+
+    return registry.forms.load(form).title if form in registry.forms else form
 
 
 def _fmt_ci(value: float, lo: float, hi: float, scale: float, digits: int) -> str:
@@ -155,8 +187,11 @@ def average(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def base_recognizer(name: str) -> str:
-    """The recognizer a ``-occ`` variant is compared with (``resnet50-occ`` -> ``resnet50``)."""
-    return name[:-4] if name.endswith("-occ") else name
+    """The recognizer whose occluded / clean rows ``name`` is compared with: its registered
+    ``base`` (``resnet50`` for ``resnet50-occ``), else itself."""
+    from occbench import registry
+
+    return registry.recognizers.meta(name, "base") or name
 
 
 def _size_filter(df: pd.DataFrame, sizes) -> np.ndarray:
@@ -209,7 +244,8 @@ def table1(df: pd.DataFrame, sizes: tuple | None = None) -> pd.DataFrame:
         add(average(clean, who), f"{label} clean", scale)
         if metric == "tpir1":
             for (form, pos), sub in occ.groupby(["form", "position"]):
-                add(average(sub, who), f"{label} {form} {pos}", scale)
+                if pos != NONE:  # a form without positions: its form column says it all
+                    add(average(sub, who), f"{label} {form} {pos}", scale)
         for form, sub in occ.groupby("form"):
             add(average(sub, who), f"{label} {form}", scale)
         add(average(occ, who), f"{label} avg", scale)
@@ -249,9 +285,14 @@ def _gap_closed(tpir1: pd.DataFrame) -> pd.DataFrame:
 
 def _column_order(columns) -> list[str]:
     order = ["TPIR@1 clean"]
-    for form in FORMS:
-        order += [f"TPIR@1 {form} {p}" for p in POSITIONS] + [f"TPIR@1 {form}"]
-    order += ["TPIR@1 avg", "gap closed %", "LFW clean"] + [f"LFW {f}" for f in FORMS]
+    # the forms and positions these columns name ("TPIR@1 <form> <position>", "LFW <form>")
+    forms = form_order({c.split()[1] for c in columns if c.startswith(("TPIR@1 ", "LFW "))}
+                       - {"clean", "avg"})
+    positions = position_order({c.split()[2] for c in columns
+                                if c.startswith("TPIR@1 ") and len(c.split()) == 3})
+    for form in forms:
+        order += [f"TPIR@1 {form} {p}" for p in positions] + [f"TPIR@1 {form}"]
+    order += ["TPIR@1 avg", "gap closed %", "LFW clean"] + [f"LFW {f}" for f in forms]
     order += ["LFW avg", "PSNR", "SSIM"]
     return [c for c in order if c in set(columns)]
 
@@ -259,7 +300,7 @@ def _column_order(columns) -> list[str]:
 def _row_order(index) -> list[tuple[str, str]]:
     def key(mr):
         model, rec = mr
-        m = MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER)
+        m = model_rank(model)
         # a -occ recognizer's rows right after the base recognizer's occluded/clean rows
         return (base_recognizer(rec), rec != base_recognizer(rec) and m > 1, m, model, rec)
 

@@ -34,8 +34,9 @@ def _settings_key(config: RunConfig) -> str:
     d.pop("conditions")
     if d["include_clean"]:  # the default, left out: keys of states written before it existed hold
         d.pop("include_clean")
-    if not d["recognizer_args"]:  # likewise: no options, the key of earlier states
-        d.pop("recognizer_args")
+    for name, default in (("recognizer_args", {}), ("model_args", {}), ("pairs_set", "lfw")):
+        if d[name] == default:  # likewise: the default, the key of earlier states
+            d.pop(name)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

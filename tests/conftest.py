@@ -55,3 +55,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# Fixtures that need the real data (directly or through another fixture): every test that
+# uses one is in the slow lane. The fast lane (`pytest -m "not slow"`) is what runs without
+# ../shared: the fake recognizer, the in-memory toy sets, synthetic arrays, hand-built tables.
+REAL_DATA_FIXTURES = {"data_root", "lfw_faces"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -28,9 +28,10 @@ from baselines.c2fdan.model import (
     create,
 )
 from baselines.c2fdan.task import C2FDANTask, C2FDANTrainer, load_recognizer
+from occbench import registry
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer, list_models
-from occbench.train.cli import TRAINABLE, config_path
+from occbench.train.cli import config_path
 from occbench.train.data import LabelledFaces
 from occbench.train.loop import TrainConfig, lr_factor, to_device
 from tests._tiny_training import train_tiny
@@ -430,7 +431,8 @@ def test_names_registered_trainable_and_missing_weights(tmp_path):
     assert set(NAMES) == set(VARIANTS)
     assert set(NAMES) <= set(list_models()["completers"])
     for name in NAMES:
-        assert TRAINABLE[name] == ("c2fdan", "baselines.c2fdan.task:make_task")
+        entry = registry.trainable.get(name)
+        assert (entry.meta["folder"], entry.load().__module__) == ("c2fdan", "baselines.c2fdan.task")
         for config in ("small", "paper"):
             TrainConfig.load(config_path(name, config))
     with pytest.raises(OccbenchError, match="occbench train c2fdan-no-self --config small --data"):

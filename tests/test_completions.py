@@ -9,9 +9,8 @@ import pandas as pd
 from occbench.align import face_digests
 from occbench.completions import CompletionStore, complete_cached
 from occbench.extract import mask_iou
-from occbench.features import Condition
 from occbench.models import create_completer
-from occbench.occlusion import occlude_batch
+from occbench.occlusion import Condition, occlude_batch
 from occbench.runner import RunConfig, run
 
 COND = Condition("rect", "eyes", 0.1)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occbench.extract import occlude_faces
-from occbench.features import Condition
+from occbench.completions import occlude_faces
 from occbench.grid import grid_images, write_grid
+from occbench.occlusion import Condition
 
 
 def test_grid_rows_and_picture(data_root, tmp_path):

@@ -255,7 +255,7 @@ def test_cli_unknown_or_malformed_recognizer_args(model_path, data_root, tmp_pat
 
 
 def test_recognizer_args_values_are_parsed():
-    from occbench.cli import _option_args
+    from occbench.options import key_values as _option_args
 
     assert _option_args(f"path=/a/b/{MODEL_FILE},{ARGS},flip=1,channels=BGR,batch_size=8") == {
         "path": f"/a/b/{MODEL_FILE}", "mean": MEAN, "std": STD, "flip": 1,

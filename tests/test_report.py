@@ -13,6 +13,18 @@ from occbench.report import average, table1, table1_markdown, write_report
 from occbench.results import Row, rows_to_frame
 
 
+@pytest.fixture(autouse=True)
+def dlib_occ():
+    """An occlusion-trained variant of dlib, compared with dlib's rows (registered as a
+    plug-in would register it)."""
+    from occbench import registry
+
+    registry.recognizers.register("dlib-occ", "occbench.models.dlib_recognizer:DlibRecognizer",
+                                  base="dlib")
+    yield
+    registry.recognizers.unregister("dlib-occ")
+
+
 def _tpir(model, rec, form, pos, size, value, half=0.02, D=1000, rank=1, n=100):
     return Row(model, rec, "facescrub", "identification", form, pos, size, "tpir", value, n,
                value - half, value + half, D=D, rank=rank)

@@ -17,8 +17,9 @@ import pytest
 from occbench.cli import main
 from occbench.errors import ConfigError, OccbenchError
 from occbench.extract import check_embeddings, mask_iou
-from occbench.features import Condition, FeatureStore
+from occbench.features import FeatureStore, QualityStore
 from occbench.models import create_completer, create_recognizer, list_models
+from occbench.occlusion import Condition
 from occbench.results import ID_COLUMNS, Row, merge_results, read_results, rows_to_frame
 
 LIMIT = 30  # images of each set: a few FaceScrub people, 30 distractors, 30 LFW pairs
@@ -179,19 +180,22 @@ def test_mask_iou_hand_case():
 def test_feature_cache_resume_and_old_version(tmp_path, capsys):
     cond = Condition("rect", "eyes", 0.1, 0)
     store = FeatureStore(tmp_path, "r@1", "c@1", cond, "1", dim=2)
-    store.put(["a", "b"], ["da", "db"], np.array([[1, 0], [0, 1]], np.float32),
-              psnr=[20.0, 21.0])
+    store.put(["a", "b"], ["da", "db"], np.array([[1, 0], [0, 1]], np.float32))
     store.put(["c"], ["dc"], np.array([[1, 1]], np.float32), rank=1)  # another rank's shard
     assert store.done_keys(["a", "b", "c"], ["da", "db", "dc"]) == {"a", "b", "c"}
-    got = store.get(["c", "a"], ["dc", "da"])
-    assert np.array_equal(got.features, [[1, 1], [1, 0]]) and np.isnan(got.psnr[0])
+    assert np.array_equal(store.get(["c", "a"], ["dc", "da"]), [[1, 1], [1, 0]])
+    # reconstruction figures: their own store, per completer, NaN where not given
+    quality = QualityStore(tmp_path, "c@1", cond, "1")
+    quality.put(["a", "b"], ["da", "db"], [20.0, 21.0], [0.5, 0.6])
+    q = quality.get(["b", "a"], ["db", "da"])
+    assert list(q.psnr) == [21.0, 20.0] and list(q.ssim) == [0.6, 0.5] and np.isnan(q.iou).all()
     # a row stored for other content (a file replaced under the same name) is not found
     assert store.done_keys(["a", "b"], ["da", "changed"]) == {"a"}
     with pytest.raises(OccbenchError, match="lacks 1 images"):
         store.get(["b"], ["changed"])
     # a cache written by an older format is dropped and recomputed, with a message
     meta = store.dir / "meta.json"
-    meta.write_text(meta.read_text().replace('"format": 2', '"format": 0'))
+    meta.write_text(meta.read_text().replace('"format": 3', '"format": 0'))
     fresh = FeatureStore(tmp_path, "r@1", "c@1", cond, "1", dim=2)
     assert fresh.done_keys(["a"], ["da"]) == set()
     assert "another version" in capsys.readouterr().err
@@ -216,7 +220,7 @@ def test_results_merge_replaces_same_identity(tmp_path):
 def test_cli_errors_are_one_line(data_root, tmp_path, capsys):
     assert main(["run", "--data", str(data_root), "--model", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("occbench: error: unknown model 'nope'") and "\n" not in err
+    assert err.startswith("occbench: error: unknown completer 'nope'") and "\n" not in err
     assert main(["run", "--data", str(data_root), "--position", "forehead",
                  "--out", str(tmp_path)]) == 2
     assert "forehead" in capsys.readouterr().err
@@ -295,9 +299,9 @@ def test_parallel_merges_lose_no_rows(tmp_path):
 
 def test_train_help_names_every_trainable_model():
     from occbench.cli import build_parser
-    from occbench.train.cli import TRAINABLE
+    from occbench import registry
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     text = "".join(train.format_help().split())  # argparse wraps lines at hyphens too
-    for name in TRAINABLE:
+    for name in registry.trainable.names():
         assert name in text, name

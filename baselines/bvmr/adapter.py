@@ -16,13 +16,11 @@ from pathlib import Path
 from torch import nn
 
 from baselines.bvmr.model import create
-from occbench.models import register_completer
 from occbench.models.torch_adapter import TorchCompleter
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
-@register_completer("bvmr")
 class BVMRCompleter(TorchCompleter):
     """``create_completer("bvmr", arch="small", weights=None, device=None)``."""
 

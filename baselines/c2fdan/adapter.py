@@ -19,7 +19,6 @@ from pathlib import Path
 from torch import nn
 
 from baselines.c2fdan.model import VARIANTS, create
-from occbench.models import register_completer
 from occbench.models.torch_adapter import TorchCompleter
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -35,12 +34,16 @@ class C2FDANCompleter(TorchCompleter):
         return create(arch, self.name)  # forward(x) -> (I_f,r, M)
 
 
-def _register(name: str) -> None:
-    @register_completer(name)
+def _factory(name: str):
     def factory(arch: str = "small", weights: str | Path | None = None,
                 device: str | None = None) -> C2FDANCompleter:
         return C2FDANCompleter(name, arch, weights, device)
 
+    factory.__name__ = name.replace("-", "_")
+    factory.__doc__ = f"``create_completer({name!r}, arch='small', weights=None, device=None)``."
+    return factory
 
+
+# one factory per variant, by its name with "_" for "-" (the plug-in's lazy targets)
 for _name in VARIANTS:
-    _register(_name)
+    globals()[_name.replace("-", "_")] = _factory(_name)

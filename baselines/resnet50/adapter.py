@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from baselines.resnet50.model import create
-from occbench.models import register_recognizer
 from occbench.models.base import Recognizer, l2_normalise
 from occbench.models.torch_adapter import default_device, load_weights
 
@@ -32,6 +31,7 @@ class ResNetRecognizer(Recognizer):
     when present, else CPU; ``version`` = arch + SHA-256 prefix of the weight file)."""
 
     batch_size = 256
+    cache_neutral = ("arch", "weights", "device")  # arch and weight digest are the version
 
     def __init__(self, name: str, arch: str = "mid", weights: str | Path | None = None,
                  device: str | None = None):
@@ -59,11 +59,18 @@ class ResNetRecognizer(Recognizer):
         return l2_normalise(emb)
 
 
-@register_recognizer("resnet50")
 def resnet50(**kwargs) -> ResNetRecognizer:
     return ResNetRecognizer("resnet50", **kwargs)
 
 
-@register_recognizer("resnet50-occ")
 def resnet50_occ(**kwargs) -> ResNetRecognizer:
     return ResNetRecognizer("resnet50-occ", **kwargs)
+
+
+def resnet50_small(**kwargs) -> ResNetRecognizer:
+    """The first weights (ArcFace head, 5,797 shared CelebA faces): ``resnet50`` arch small."""
+    return ResNetRecognizer("resnet50", **{"arch": "small", **kwargs})
+
+
+def resnet50_small_occ(**kwargs) -> ResNetRecognizer:
+    return ResNetRecognizer("resnet50-occ", **{"arch": "small", **kwargs})

@@ -143,7 +143,7 @@ class ResNetTask(CelebATask):
         digests = face_digests(images)
         extract(store, keys, images, CLEAN, None, teacher, desc=f"teacher {spec['name']}",
                 contents=digests)
-        feats = store.get(keys, digests).features
+        feats = store.get(keys, digests)
         return torch.from_numpy(np.ascontiguousarray(feats))
 
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):

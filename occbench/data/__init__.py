@@ -5,7 +5,6 @@
 """
 
 from occbench.data.base import (
-    DATASETS,
     Dataset,
     Sample,
     identity_labels,
@@ -13,4 +12,4 @@ from occbench.data.base import (
     register_dataset,
 )
 
-__all__ = ["DATASETS", "Dataset", "Sample", "identity_labels", "load_dataset", "register_dataset"]
+__all__ = ["Dataset", "Sample", "identity_labels", "load_dataset", "register_dataset"]

@@ -34,6 +34,13 @@ class Dataset:
     # tight face crops (UTKFace, CelebA test crops) need it to look like the LFW framing the
     # detector and the fallback crop expect. 0 for every evaluation set.
     pad: float = 0.0
+    # Verification pairs (occbench.data.pairs.Pair), or the file they are read from on
+    # first use (LFW's pairs.txt): see occbench.data.pairs.dataset_pairs.
+    pairs: list | None = None
+    pairs_file: Path | None = None
+    # Faces that come aligned to the 112x112 template already (an in-memory set, an
+    # insightface .bin): an occbench.align.AlignedFaces used as it is, no detection.
+    faces: object | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -58,26 +65,27 @@ def identity_labels(samples) -> tuple[np.ndarray, list[str]]:
 
 
 DatasetLoader = Callable[[Path], Dataset]
-DATASETS: dict[str, DatasetLoader] = {}
 
 
-def register_dataset(name: str):
-    """Decorator: register ``loader(data_root) -> Dataset`` under ``name``."""
+def register_dataset(name: str, **meta):
+    """Decorator: register ``loader(data_root) -> Dataset`` under ``name`` (on
+    ``registry.datasets``; built-ins are declared in :mod:`occbench.plugin`)."""
+    from occbench import registry
 
-    def deco(fn: DatasetLoader) -> DatasetLoader:
-        DATASETS[name] = fn
-        return fn
-
-    return deco
+    return registry.datasets.register(name, **meta)
 
 
 def load_dataset(name: str, data_root: Path) -> Dataset:
     """Load a data set by name. ``folder:NAME`` reads ``ROOT/NAME`` as folder-per-identity."""
-    from occbench.data import readers  # noqa: F401  (registers the built-in readers)
+    from occbench import registry
 
     if name.startswith("folder:"):
-        return readers.load_folder(data_root / name.split(":", 1)[1], name=name.split(":", 1)[1])
-    if name not in DATASETS:
-        known = ", ".join(sorted(DATASETS)) + ", folder:NAME"
-        raise ConfigError(f"unknown data set {name!r}; known: {known}")
-    return DATASETS[name](data_root)
+        from occbench.data.readers import load_folder
+
+        return load_folder(data_root / name.split(":", 1)[1], name=name.split(":", 1)[1])
+    try:
+        loader = registry.datasets.load(name)
+    except ConfigError:
+        raise ConfigError(f"unknown data set {name!r}; known: "
+                          f"{', '.join(registry.datasets.names())}, folder:NAME") from None
+    return loader(data_root)

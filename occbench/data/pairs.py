@@ -74,6 +74,16 @@ def read_pairs(path: Path, lfw: Dataset | None = None) -> list[Pair]:
     return pairs
 
 
+def dataset_pairs(ds: Dataset) -> list[Pair]:
+    """The verification pairs of ``ds``: its ``pairs``, else those of its ``pairs_file``
+    (checked against its images); DataError if it has neither."""
+    if ds.pairs is None and ds.pairs_file is not None:
+        ds.pairs = read_pairs(ds.pairs_file, ds)
+    if ds.pairs is None:
+        raise DataError(f"data set {ds.name!r} has no verification pairs")
+    return ds.pairs
+
+
 def overlapping_identities(a: Dataset, b: Dataset) -> set[str]:
     """People present in both data sets, by identity name (e.g. LFW and FaceScrub folder
     names; numeric ids such as CelebA's only match other numeric ids)."""

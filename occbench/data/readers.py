@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample, register_dataset
+from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample
 from occbench.errors import DataError
 
 HOW_TO_GET = {
@@ -141,13 +141,13 @@ def _from_list(name: str, images: Path, entries, listing: Path, notes: list[str]
     return ds
 
 
-@register_dataset("lfw")
 def load_lfw(root: Path) -> Dataset:
     """``ROOT/lfw/<Name>/<Name>_NNNN.jpg`` (the View 2 pairs are in ``ROOT/lfw/pairs.txt``)."""
-    return load_folder(Path(root) / "lfw", "lfw")
+    ds = load_folder(Path(root) / "lfw", "lfw")
+    ds.pairs_file = Path(root) / "lfw" / "pairs.txt"
+    return ds
 
 
-@register_dataset("facescrub")
 def load_facescrub(root: Path) -> Dataset:
     """``ROOT/facescrub/<Name>/*``, or the images the MegaFace devkit's
     ``facescrub_features_list.json`` lists (paths relative to ``ROOT/facescrub``; identity
@@ -175,7 +175,6 @@ def load_facescrub(root: Path) -> Dataset:
     return ds
 
 
-@register_dataset("celeba")
 def load_celeba(root: Path) -> Dataset:
     """``ROOT/celeba/identity.txt``: ``<path relative to ROOT/celeba> <identity>`` per line."""
     base = Path(root) / "celeba"
@@ -207,7 +206,6 @@ def megaface_lists(root: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-@register_dataset("megaface")
 def load_megaface(root: Path, D: int | None = None) -> Dataset:
     """MegaFace distractors from the devkit list for ``D`` (default: the largest list found).
 

@@ -1,98 +1,83 @@
-"""Model registry: completers and recognizers by name (timm's ``create_model`` style).
+"""Completers and recognizers by name (timm's ``create_model`` style), on
+:mod:`occbench.registry`.
 
     from occbench.models import create_completer, create_recognizer
-    completer = create_completer("occluded")
-    recognizer = create_recognizer("dlib")
+    completer = create_completer("bvmr", arch="small")
+    recognizer = create_recognizer("onnx", path="model.onnx", flip=True)
 
-Built-ins register themselves on import. Third-party packages add theirs through the
-entry-point group ``occbench.models``: each entry point names a callable (or module) that,
-when loaded/called, registers its models with :func:`register_completer` /
-:func:`register_recognizer`.
+Every model, built-in or not, is a plug-in: it registers a factory (a class or a function
+taking keyword options) with ``registry.completers`` / ``registry.recognizers``, usually as a
+lazy ``module:attr`` target (see :mod:`occbench.plugin`). Metadata a completer may declare:
+``order`` (its row in the tables); a recognizer: ``base`` (the recognizer whose occluded
+and clean rows it is compared with, e.g. ``resnet50`` for ``resnet50-occ``).
+
+A model's cache key is :func:`cache_tag`: its name and ``version``, which an adapter derives
+from what determines its output (the weight file's SHA-256; the preprocessing options), plus
+a hash of the options it was created with.
 """
 
 from __future__ import annotations
 
-import importlib
+import hashlib
 import inspect
+import json
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
+from occbench import registry
 from occbench.errors import ConfigError
 from occbench.models.base import Completer, Recognizer, l2_normalise
 
-COMPLETERS: dict[str, Callable[..., Completer]] = {}
-RECOGNIZERS: dict[str, Callable[..., Recognizer]] = {}
 
-# Modules whose import registers the built-in adapters.
-_BUILTIN_MODULES = (
-    "occbench.models.completers",
-    "occbench.models.dlib_recognizer",
-    "occbench.models.onnx_recognizer",
-    "baselines.resnet50.adapter",
-    "baselines.bvmr.adapter",
-    "baselines.c2fdan.adapter",
-)
-_loaded = False
-
-
-def register_completer(name: str):
+def register_completer(name: str, **meta):
     """Decorator registering a completer factory (a class or a function) under ``name``."""
-
-    def deco(factory):
-        COMPLETERS[name] = factory
-        return factory
-
-    return deco
+    return registry.completers.register(name, **meta)
 
 
-def register_recognizer(name: str):
+def register_recognizer(name: str, **meta):
     """Decorator registering a recognizer factory (a class or a function) under ``name``."""
-
-    def deco(factory):
-        RECOGNIZERS[name] = factory
-        return factory
-
-    return deco
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for ep in entry_points(group="occbench.models"):
-        obj = ep.load()
-        if callable(obj):
-            obj()
+    return registry.recognizers.register(name, **meta)
 
 
 def list_models() -> dict[str, list[str]]:
     """Known names: ``{"completers": [...], "recognizers": [...]}``."""
-    _load_all()
-    return {"completers": sorted(COMPLETERS), "recognizers": sorted(RECOGNIZERS)}
+    return {"completers": registry.completers.names(),
+            "recognizers": registry.recognizers.names()}
 
 
-def create_completer(name: str, **kwargs) -> Completer:
-    _load_all()
-    if name not in COMPLETERS:
-        raise ConfigError(f"unknown model {name!r}; known completers: {', '.join(sorted(COMPLETERS))}")
-    return COMPLETERS[name](**kwargs)
+def _create(reg: registry.Registry, name: str, options: dict, flag: str):
+    entry = reg.get(name)
+    factory = entry.load()
+    _check_options(factory, options, f"{reg.kind} {entry.name!r}", flag)
+    model = factory(**options)
+    model.options = dict(options)  # part of the cache key (cache_tag)
+    return model
 
 
-def create_recognizer(name: str, **kwargs) -> Recognizer:
-    _load_all()
-    if name not in RECOGNIZERS:
-        raise ConfigError(
-            f"unknown recognizer {name!r}; known recognizers: {', '.join(sorted(RECOGNIZERS))}"
-        )
-    factory = RECOGNIZERS[name]
-    _check_options(factory, kwargs, f"recognizer {name!r}")
-    return factory(**kwargs)
+def create_completer(name: str, **options) -> Completer:
+    """The completer ``name`` created with keyword ``options`` (``--model-args``)."""
+    return _create(registry.completers, name, options, "--model-args")
 
 
-def _check_options(factory: Callable, kwargs: dict, what: str) -> None:
+def create_recognizer(name: str, **options) -> Recognizer:
+    """The recognizer ``name`` created with keyword ``options`` (``--recognizer-args``)."""
+    return _create(registry.recognizers, name, options, "--recognizer-args")
+
+
+def cache_tag(model: Completer | Recognizer) -> str:
+    """``<name>@<version>``, plus ``-o<hash>`` of the creation options when there are any
+    (but the model's ``cache_neutral`` ones: devices, batch sizes, worker counts): the folder
+    name that keys a model's cached outputs."""
+    tag = f"{model.name}@{model.version}"
+    neutral = set(getattr(model, "cache_neutral", ()))
+    options = {k: v for k, v in (getattr(model, "options", None) or {}).items()
+               if k not in neutral}
+    if options:
+        text = json.dumps(options, sort_keys=True, default=str)
+        tag += f"-o{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return tag
+
+
+def _check_options(factory: Callable, kwargs: dict, what: str, flag: str) -> None:
     """Unknown or missing keyword options of ``factory`` as one ConfigError naming them."""
     try:
         sig = inspect.signature(factory)
@@ -111,15 +96,14 @@ def _check_options(factory: Callable, kwargs: dict, what: str) -> None:
         missing = [p.name for p in named if p.default is p.empty and p.name not in kwargs]
         if missing:
             raise ConfigError(f"{what} needs the option {missing[0]!r} "
-                              f"(e.g. --recognizer-args {missing[0]}=...)") from None
+                              f"(e.g. {flag} {missing[0]}=...)") from None
         raise
 
 
 __all__ = [
-    "COMPLETERS",
-    "RECOGNIZERS",
     "Completer",
     "Recognizer",
+    "cache_tag",
     "create_completer",
     "create_recognizer",
     "l2_normalise",

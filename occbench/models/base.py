@@ -26,12 +26,14 @@ class NonFiniteOutput(OccbenchError):
 class Completer(ABC):
     """Occluded image -> (completed image, predicted mask).
 
-    ``name`` and ``version`` key the feature cache: bump ``version`` whenever the output
-    changes (new weights, new preprocessing).
+    ``name``, ``version`` and the creation options (but those named in ``cache_neutral``) key
+    the caches (:func:`occbench.models.cache_tag`): derive ``version`` from what fixes the
+    output (e.g. the weight file's SHA-256), never bump it by hand.
     """
 
     name: str = ""
     version: str = "1"
+    cache_neutral: tuple[str, ...] = ("device", "batch_size")
     # True for an oracle that returns the clean faces whatever the occlusion: the runner then
     # embeds the clean faces once and reuses them for every condition (no per-condition
     # features, and no reconstruction figures: they would be PSNR inf, SSIM 1).
@@ -53,10 +55,12 @@ class Completer(ABC):
 
 
 class Recognizer(ABC):
-    """Aligned image -> L2-normalised embedding of ``dim`` float32 values."""
+    """Aligned image -> L2-normalised embedding of ``dim`` float32 values (caches keyed as a
+    :class:`Completer`'s)."""
 
     name: str = ""
     version: str = "1"
+    cache_neutral: tuple[str, ...] = ("device", "batch_size", "threads")
     dim: int = 0
     batch_size: int = 64
 

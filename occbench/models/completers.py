@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from occbench.errors import ConfigError
-from occbench.models import register_completer
 from occbench.models.base import Completer
 
 
-@register_completer("occluded")
 class OccludedCompleter(Completer):
     """No-op: returns the occluded face unchanged and predicts no mask (lower bound)."""
 
@@ -20,7 +18,6 @@ class OccludedCompleter(Completer):
         return occluded, np.zeros(occluded.shape[:3], dtype=np.float32)
 
 
-@register_completer("clean")
 class CleanCompleter(Completer):
     """Oracle: returns the clean face (upper bound). Needs the clean images."""
 

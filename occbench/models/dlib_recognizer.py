@@ -31,15 +31,17 @@ least squares to all of them on a 12x12 grid of points spanning the 112 frame.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import multiprocessing as mp
 import os
 import weakref
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
-from occbench.dlib_models import FACE_RESNET, load
-from occbench.models import register_recognizer
+from occbench.dlib_models import FACE_RESNET, load, model_path
 from occbench.models.base import Recognizer, l2_normalise
 from occbench.workers import ignore_interrupt
 
@@ -101,13 +103,17 @@ def warp_batch(faces: np.ndarray, transform: np.ndarray = TEMPLATE_TO_CHIP,
     return np.ascontiguousarray(out)  # dlib only takes C-contiguous chips
 
 
+@functools.cache
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _describe(chips: np.ndarray) -> np.ndarray:
     """Raw 128-d descriptors of (n, 150, 150, 3) chips (runs in a worker process too)."""
     desc = load(FACE_RESNET).compute_face_descriptor(list(chips))
     return np.array([np.asarray(d) for d in desc], dtype=np.float32).reshape(len(chips), -1)
 
 
-@register_recognizer("dlib")
 class DlibRecognizer(Recognizer):
     """dlib's face-recognition ResNet v1 on chips re-warped from occbench's 112x112 faces.
 
@@ -118,11 +124,12 @@ class DlibRecognizer(Recognizer):
     """
 
     name = "dlib"
-    # model file / preprocessing (fixed 112->150 chip similarity, black border) / revision
-    version = "resnet-v1_chip150-lsq_1"
     dim = 128
+    cache_neutral = ("chunk", "workers")  # how the work is split, not what it computes
 
     def __init__(self, chunk: int = 32, workers: int | None = None):
+        # keys the feature cache: the network file's content
+        self.version = f"resnet-v1-{_file_digest(str(model_path(FACE_RESNET)))[:12]}"
         self.chunk = int(chunk)
         self.workers = max(1, int(workers or os.cpu_count() or 1))
         self.batch_size = self.chunk * self.workers

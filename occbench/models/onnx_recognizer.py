@@ -50,7 +50,6 @@ from pathlib import Path
 import numpy as np
 
 from occbench.errors import ConfigError, DataError
-from occbench.models import register_recognizer
 from occbench.models.base import Recognizer, l2_normalise
 from occbench.options import at_least
 
@@ -119,11 +118,12 @@ def _cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-@register_recognizer("onnx")
 class OnnxRecognizer(Recognizer):
     """A user's ONNX face-recognition model on occbench's 112x112 aligned faces."""
 
     name = "onnx"
+    # folded into ``version`` (file digest + preprocessing hash) or output-neutral
+    cache_neutral = ("path", "channels", "mean", "std", "flip", "batch_size", "threads")
 
     def __init__(self, path, channels: str = "RGB", mean=127.5, std=127.5, flip: bool = False,
                  batch_size: int = 64, threads: int | None = None):

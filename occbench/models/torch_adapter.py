@@ -82,6 +82,7 @@ class TorchCompleter(Completer):
 
     weights_dir: Path
     batch_size = 64
+    cache_neutral = ("arch", "weights", "device")  # arch and weight digest are the version
     compose = True
     cache_outputs = True
 

@@ -254,3 +254,81 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
         settings=dict(seed=seed, tie_eps=tie_eps, reps=reps, level=level,
                       device=get_searcher().device, order="given" if order_given else "seed"),
     )
+
+
+# ----------------------------------------------------------------------------- plug-in
+
+
+def probe_faces(ctx):
+    """The run's probe faces: the first ``limit`` images of the probe set (``config.probes``),
+    aligned; shared by identification and reconstruction."""
+    cfg = ctx.config
+    key = ("probe-keys", cfg.probes, cfg.limit)
+    if key not in ctx.memo:
+        samples = ctx.dataset(cfg.probes).samples
+        ctx.memo[key] = [s.key for s in (samples[: cfg.limit] if cfg.limit else samples)]
+    return ctx.aligned(cfg.probes, ctx.memo[key])
+
+
+def distractor_keys(ctx, probes) -> list[str]:
+    """The distractors: ``config.distractor_set`` without the probe set's people (as the
+    MegaFace organisers removed them) and without an ``exclude`` list's keys or names, in
+    one seeded permutation, the first ``distractors`` (and ``limit``) of it."""
+    from pathlib import Path
+
+    from occbench.data.pairs import overlapping_identities, read_exclusion_list, remove_identities
+    from occbench.errors import DataError
+
+    cfg = ctx.config
+    dis = remove_identities(ctx.dataset(cfg.distractor_set),
+                            overlapping_identities(probes, ctx.dataset(cfg.distractor_set)))
+    if cfg.exclude:
+        excluded = read_exclusion_list(Path(cfg.exclude))
+        dis.samples = [s for s in dis.samples
+                       if s.key not in excluded and s.identity not in excluded]
+    order = np.random.default_rng(cfg.seed).permutation(len(dis.samples))
+    n = len(order) if cfg.distractors is None else min(cfg.distractors, len(order))
+    if cfg.limit:
+        n = min(n, cfg.limit)
+    keys = [dis.samples[i].key for i in order[:n]]
+    if len(keys) < 10:
+        raise DataError(f"only {len(keys)} distractors; need >= 10")
+    return keys
+
+
+class Identification:
+    """MegaFace challenge 1 rows: TPIR@1 at every D and the CMC at the largest D, of the
+    completed probe faces against the clean distractors."""
+
+    name = "identification"
+    on_clean = True
+
+    def __init__(self, config):
+        self.config = config
+
+    def prepare(self, ctx) -> None:
+        self.probes = probe_faces(ctx)
+        keys = distractor_keys(ctx, ctx.dataset(self.config.probes))
+        self.distractors = ctx.aligned(self.config.distractor_set, keys)
+        from occbench.data import identity_labels
+
+        self.labels = identity_labels(self.probes.samples)[0]
+
+    def needs(self, ctx):
+        from occbench.protocols.base import Need
+
+        return [Need(self.probes, self.config.probes),
+                Need(self.distractors, "distractors", clean_only=True)]
+
+    def evaluate(self, ctx, cond):
+        if not hasattr(self, "_dis"):
+            self._dis = ctx.clean_features(self.distractors)
+        res = identify(ctx.features(self.probes, cond), self.labels, self._dis, seed=ctx.seed)
+        ds, n = self.config.probes, res.n_pairs
+        rows = [ctx.row(self.name, ds, cond, "tpir", value, n, *res.ci_at_D[D], D=D, rank=1)
+                for D, value in res.tpir_at_D.items()]
+        D_max = max(res.tpir_at_D)
+        for k, value in enumerate(res.cmc[1:], start=2):  # rank 1 at D_max is written above
+            lo, hi = res.ci_at_rank.get(k, (np.nan, np.nan))
+            rows.append(ctx.row(self.name, ds, cond, "tpir", value, n, lo, hi, D=D_max, rank=k))
+        return rows

@@ -117,3 +117,62 @@ def verify(features1, features2, same, folds, *, ddof: int = 0) -> VerificationR
     :func:`verify_scores`.
     """
     return verify_scores(cosine_scores(features1, features2), same, folds, ddof=ddof)
+
+
+# ----------------------------------------------------------------------------- plug-in
+
+
+def pair_faces(ctx):
+    """The run's verification pairs and their aligned faces: the pairs of the data set
+    ``config.pairs_set`` (LFW: ``pairs.txt``); with ``limit``, the first k = limit // 20
+    same and k different pairs of every fold; pairs with an unreadable image left out.
+    Shared by verification, reconstruction and landmarks."""
+    from occbench.data.pairs import dataset_pairs
+
+    cfg = ctx.config
+    key = ("pairs", cfg.pairs_set, cfg.limit, str(ctx.data_root))
+    if key not in ctx.memo:
+        pairs = dataset_pairs(ctx.dataset(cfg.pairs_set))
+        if cfg.limit:
+            k = max(1, cfg.limit // 20)
+            pairs = [p for f in sorted({q.fold for q in pairs}) for same in (True, False)
+                     for p in [q for q in pairs if q.fold == f and q.same == same][:k]]
+        faces = ctx.aligned(cfg.pairs_set, sorted({k for p in pairs for k in (p.key1, p.key2)}))
+        readable = set(faces.keys)
+        pairs = [p for p in pairs if p.key1 in readable and p.key2 in readable]
+        ctx.memo[key] = pairs, faces
+    return ctx.memo[key]
+
+
+class Verification:
+    """Pair verification rows (10-fold accuracy, its 95 % t-interval over the folds, and
+    the conventional ``accuracy_std``) on the pairs of ``config.pairs_set``, both faces of a
+    pair occluded (independent instances) and completed."""
+
+    name = "verification"
+    on_clean = True
+
+    def __init__(self, config):
+        self.config = config
+
+    def prepare(self, ctx) -> None:
+        self.pairs, self.faces = pair_faces(ctx)
+
+    def needs(self, ctx):
+        from occbench.protocols.base import Need
+
+        return [Need(self.faces, f"{self.config.pairs_set}-pairs")]
+
+    def evaluate(self, ctx, cond):
+        f1, f2 = (ctx.features(self.faces, cond, keys)
+                  for keys in ([p.key1 for p in self.pairs], [p.key2 for p in self.pairs]))
+        res = verify(f1, f2, np.array([p.same for p in self.pairs]),
+                     np.array([p.fold for p in self.pairs]))
+        # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, 9 dof) = 2.262);
+        # the accuracy_std row is the conventional np.std (ddof=0) of LFW reports.
+        accs = np.asarray(res.fold_accuracies, dtype=np.float64)
+        half = 2.262 * accs.std(ddof=1) / np.sqrt(len(accs)) if len(accs) > 1 else np.nan
+        ds, n = self.config.pairs_set, len(self.pairs)
+        return [ctx.row(self.name, ds, cond, "accuracy", res.mean, n,
+                        max(res.mean - half, 0.0), min(res.mean + half, 1.0)),
+                ctx.row(self.name, ds, cond, "accuracy_std", res.std, n)]

@@ -1,41 +1,29 @@
 """``occbench train NAME --config small --data ROOT``: the trainable models by name.
 
-A model of ``baselines/`` becomes trainable with one line in :data:`TRAINABLE`: its name ->
-(its folder in ``baselines/``, ``module:factory``); the factory is called as
-``factory(name, data_root, limit=limit)`` and returns a :class:`occbench.train.loop.Task`.
-Configs live in ``baselines/<folder>/configs/<config>.json``.
+A model becomes trainable by registering its task factory with ``registry.trainable`` (see
+:mod:`baselines.plugin`): ``factory(name, data_root, limit=limit)`` returns a
+:class:`occbench.train.loop.Task`; the entry's ``folder`` metadata names
+``baselines/<folder>/`` (configs in ``configs/<config>.json``, weights in ``weights/``).
 """
 
 from __future__ import annotations
 
-import importlib
 import shlex
 import sys
 from pathlib import Path
 
+from occbench import registry
 from occbench.errors import ConfigError
 from occbench.paths import cache_root
 from occbench.train.loop import TrainConfig, train
 
 REPO_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 
-TRAINABLE: dict[str, tuple[str, str]] = {
-    "resnet50": ("resnet50", "baselines.resnet50.task:make_task"),
-    "resnet50-occ": ("resnet50", "baselines.resnet50.task:make_task"),
-    "bvmr": ("bvmr", "baselines.bvmr.task:make_task"),
-    "c2fdan": ("c2fdan", "baselines.c2fdan.task:make_task"),
-    "c2fdan-coarse": ("c2fdan", "baselines.c2fdan.task:make_task"),
-    "c2fdan-no-cross": ("c2fdan", "baselines.c2fdan.task:make_task"),
-    "c2fdan-no-self": ("c2fdan", "baselines.c2fdan.task:make_task"),
-    "c2fdan-no-local": ("c2fdan", "baselines.c2fdan.task:make_task"),
-    "c2fdan-no-style": ("c2fdan", "baselines.c2fdan.task:make_task"),
-}
 
-
-def _entry(name: str) -> tuple[str, str]:
-    if name not in TRAINABLE:
-        raise ConfigError(f"unknown trainable model {name!r}; known: {', '.join(TRAINABLE)}")
-    return TRAINABLE[name]
+def _entry(name: str) -> tuple[str, object]:
+    """(folder in ``baselines/``, task factory) of a trainable model."""
+    entry = registry.trainable.get(name)
+    return entry.meta.get("folder", entry.name), entry
 
 
 def config_path(name: str, config: str) -> Path:
@@ -52,9 +40,8 @@ def config_path(name: str, config: str) -> Path:
 
 def make_task(name: str, data_root: str | Path, limit: int | None = None):
     """The training task of ``name``."""
-    _, target = _entry(name)
-    module, factory = target.split(":")
-    return getattr(importlib.import_module(module), factory)(name, data_root, limit=limit)
+    _, entry = _entry(name)
+    return entry.load()(entry.name, data_root, limit=limit)
 
 
 def train_main(model_name: str, config: str, data_root: str | Path, out: str | Path | None = None,

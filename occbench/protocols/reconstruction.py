@@ -1,0 +1,47 @@
+"""Reconstruction protocol (paper Table I, PSNR / SSIM): how close the completed face is to
+the clean one, and how well the completer found the occlusion (mask IoU).
+
+Per condition, on the probe faces and on the verification pairs' faces: the mean over faces
+of PSNR (dB, peak 255) and SSIM (:mod:`occbench.metrics`) of the completed face against the
+clean face, and of the IoU of the predicted mask (> 0.5) with the true occlusion mask, each
+with a 95 % bootstrap interval. The figures depend on the completer only: they are cached per
+(completer, condition) and shared by every recognizer. Not evaluated on the clean condition,
+nor for an oracle completer (its output is the clean face).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from occbench.protocols.base import Need, Protocol
+from occbench.results import mean_ci
+
+
+class Reconstruction(Protocol):
+    name = "reconstruction"
+    on_clean = False
+
+    def prepare(self, ctx) -> None:
+        from occbench.protocols.identification import probe_faces
+        from occbench.protocols.verification import pair_faces
+
+        self.sets = [(self.config.probes, probe_faces(ctx))]
+        if self.config.pairs_set != self.config.probes:  # one row per data set
+            self.sets.append((self.config.pairs_set, pair_faces(ctx)[1]))
+
+    def needs(self, ctx):
+        return [Need(faces, name, features=False, quality=True) for name, faces in self.sets]
+
+    def evaluate(self, ctx, cond):
+        rows = []
+        for dataset, faces in self.sets:
+            quality = ctx.quality(faces, cond) if len(faces) else None
+            if quality is None:
+                continue
+            for metric, values in quality.items():
+                if np.isnan(values).all():
+                    continue
+                mean, lo, hi = mean_ci(values, seed=self.config.seed)
+                rows.append(ctx.row(self.name, dataset, cond, metric, mean,
+                                    np.isfinite(values).sum(), lo, hi))
+        return rows
