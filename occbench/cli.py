@@ -71,9 +71,14 @@ def _cmd_align(args: argparse.Namespace) -> int:
 
 def _cmd_occlude(args: argparse.Namespace) -> int:
     from occbench.export import export_occluded
-    from occbench.occlusion import check_spec
+    from occbench.occlusion import NO_POSITION, check_spec, get_form
     from occbench.paths import check_cache, resolve_data_root
 
+    if args.position is None:
+        if get_form(args.form).positions:
+            raise OccbenchError(f"--position is needed for {args.form} "
+                                f"({', '.join(get_form(args.form).positions)})")
+        args.position = NO_POSITION
     check_spec(args.form, args.size, args.position)  # a bad setting writes nothing
     _out_folder(args.out)
     check_cache()
@@ -123,7 +128,8 @@ def _run_config(args: argparse.Namespace, model: str, recognizer: str):
         include_clean=not args.no_clean,
         recognizer_args=args.recognizer_args or {},
         model_args=args.model_args or {},
-        pairs_set=args.pairs_set,
+        pairs_set=(f"bin:{args.pairs_set}" if args.pairs_set.endswith(".bin")
+                   and not args.pairs_set.startswith("bin:") else args.pairs_set),
         probes=args.probes,
         distractor_set=args.distractor_set,
     )
@@ -251,8 +257,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="probe set of identification and reconstruction (default facescrub)")
     p.add_argument("--distractor-set", default="lfw",
                    help="distractor set of identification (default lfw)")
-    p.add_argument("--pairs-set", default="lfw",
-                   help="data set whose pairs verification uses (default lfw: pairs.txt)")
+    p.add_argument("--pairs-set", "--verification-set", dest="pairs_set", default="lfw",
+                   help="data set whose pairs verification uses (default lfw: pairs.txt), or "
+                        "an insightface .bin file (agedb_30.bin, cfp_fp.bin, ...)")
     p.add_argument("--distractors", type=options.count, default=None,
                        help="largest number of distractors D (default all available)")
     p.add_argument("--exclude", default=None,
@@ -312,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arg(p_occ)
     p_occ.add_argument("--set", required=True, help="data set name (lfw, facescrub, ...)")
     p_occ.add_argument("--form", required=True, help="occlusion form: rect (alias square), text, ...")
-    p_occ.add_argument("--position", required=True, help="eyes, nose, mouth or outside")
+    p_occ.add_argument("--position", default=None,
+                       help="eyes, nose, mouth or outside (forms without positions: none)")
     p_occ.add_argument("--size", required=True, type=float, help="area ratio a or height ratio h")
     p_occ.add_argument("--out", required=True, help="output folder")
     p_occ.add_argument("--seed", type=options.seed, default=0, help="occlusion seed (default 0)")

@@ -74,18 +74,19 @@ def export_occluded(
     target = condition_dir(out, form, position, size)
     ds = load_dataset(set_name, Path(data_root))
     faces = align_dataset(ds, limit=limit, workers=workers, progress=progress)
+    points = faces.landmarks68 if get_form(form).needs_landmarks else [None] * len(faces)
 
     seen: dict[tuple[str, str], str] = {}
     written = 0
     bar = tqdm(faces.samples, desc=f"occlude {set_name}", unit="img", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
-    for sample, face in zip(bar, faces.images, strict=True):
+    for sample, face, marks in zip(bar, faces.images, points, strict=True):
         name = _safe_part(str(sample.identity), "identity", sample.key)
         stem = _safe_part(Path(sample.path).stem, "file name", sample.key)
         other = seen.setdefault((name, stem), sample.key)
         if other != sample.key:
             raise DataError(f"{sample.key} and {other} would both be written as {name}/{stem}.png")
-        occ = occlude(face, sample.key, form, size, position, seed=seed)
+        occ = occlude(face, sample.key, form, size, position, seed=seed, landmarks=marks)
         write_png(target / "img" / name / f"{stem}.png", occ.image)
         write_png(target / "mask" / name / f"{stem}.png", (occ.mask * np.uint8(255)))
         written += 1

@@ -16,6 +16,7 @@ a model or protocol is used). A package of yours does the same::
 
 from occbench import registry
 from occbench.occlusion import RECT, TEXT
+from occbench.occlusion_landmarks import GLASSES, MASK
 
 # completers; ``order``: their rows in Table I (the paper's order), others after them
 registry.completers.register("occluded", "occbench.models.completers:OccludedCompleter", order=0)
@@ -29,6 +30,9 @@ registry.recognizers.register("fake", "occbench.models.fake:FakeRecognizer")
 # data sets: ``loader(data_root) -> Dataset``
 for _name in ("lfw", "facescrub", "celeba", "megaface"):
     registry.datasets.register(_name, f"occbench.data.readers:load_{_name}")
+# SCHEME:ARG data sets
+registry.datasets.register("folder", "occbench.data.readers:load_folder_scheme", scheme=True)
+registry.datasets.register("bin", "occbench.data.insightface_bin:load_bin", scheme=True)
 # in-memory synthetic sets for wiring tests (with the fake recognizer)
 registry.datasets.register("toy", "occbench.data.memory:load_toy")
 registry.datasets.register("toy-distractors", "occbench.data.memory:load_toy_distractors")
@@ -44,5 +48,5 @@ registry.protocols.register("landmarks", "occbench.protocols.landmarks:Landmarks
 
 # occlusion forms (instances: their sizes and aliases are read without drawing anything);
 # ``order``: their place in tables and figures
-for _i, _form in enumerate((RECT, TEXT)):
+for _i, _form in enumerate((RECT, TEXT, MASK, GLASSES)):
     registry.forms.register(_form.name, _form, aliases=_form.aliases, order=_i)

@@ -298,8 +298,8 @@ def test_parallel_merges_lose_no_rows(tmp_path):
 
 
 def test_train_help_names_every_trainable_model():
-    from occbench.cli import build_parser
     from occbench import registry
+    from occbench.cli import build_parser
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     text = "".join(train.format_help().split())  # argparse wraps lines at hyphens too

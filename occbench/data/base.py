@@ -76,16 +76,18 @@ def register_dataset(name: str, **meta):
 
 
 def load_dataset(name: str, data_root: Path) -> Dataset:
-    """Load a data set by name. ``folder:NAME`` reads ``ROOT/NAME`` as folder-per-identity."""
+    """Load a data set by name, or ``SCHEME:ARG`` for a data set registered with
+    ``scheme=True`` (called as ``loader(data_root, ARG)``): ``folder:NAME`` reads
+    ``ROOT/NAME`` as folder-per-identity, ``bin:PATH`` an insightface ``.bin`` file."""
     from occbench import registry
 
-    if name.startswith("folder:"):
-        from occbench.data.readers import load_folder
-
-        return load_folder(data_root / name.split(":", 1)[1], name=name.split(":", 1)[1])
+    scheme, sep, arg = name.partition(":")
     try:
-        loader = registry.datasets.load(name)
+        entry = registry.datasets.get(scheme if sep else name)
+        if bool(sep) != bool(entry.meta.get("scheme")):
+            raise ConfigError(name)
     except ConfigError:
-        raise ConfigError(f"unknown data set {name!r}; known: "
-                          f"{', '.join(registry.datasets.names())}, folder:NAME") from None
-    return loader(data_root)
+        known = [e.name + (":ARG" if e.meta.get("scheme") else "")
+                 for e in registry.datasets.entries()]
+        raise ConfigError(f"unknown data set {name!r}; known: {', '.join(known)}") from None
+    return entry.load()(data_root, arg) if sep else entry.load()(data_root)

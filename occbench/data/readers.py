@@ -51,6 +51,11 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
+def load_folder_scheme(root: Path, name: str) -> Dataset:
+    """``folder:NAME``: ``ROOT/NAME/<identity>/<image>`` as a data set named NAME."""
+    return load_folder(Path(root) / name, name=name)
+
+
 def load_folder(path: Path, name: str) -> Dataset:
     """A folder with one sub-folder of images per identity (hidden entries are skipped)."""
     path = Path(path)

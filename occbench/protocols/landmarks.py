@@ -186,9 +186,8 @@ class Landmarks:
         from occbench.results import mean_ci
 
         errors = landmark_errors(self.faces.landmarks68, landmarks68(ctx.completed(self.faces, cond)))
-        rows = []
+        rows, ds = [], ctx.dataset(self.config.pairs_set).name
         for metric, values in errors.items():
             mean, lo, hi = mean_ci(values, seed=self.config.seed)
-            rows.append(ctx.row(self.name, self.config.pairs_set, cond, metric, mean,
-                                len(values), lo, hi))
+            rows.append(ctx.row(self.name, ds, cond, metric, mean, len(values), lo, hi))
         return rows

@@ -25,9 +25,9 @@ class Reconstruction(Protocol):
         from occbench.protocols.identification import probe_faces
         from occbench.protocols.verification import pair_faces
 
-        self.sets = [(self.config.probes, probe_faces(ctx))]
+        self.sets = [(ctx.dataset(self.config.probes).name, probe_faces(ctx))]
         if self.config.pairs_set != self.config.probes:  # one row per data set
-            self.sets.append((self.config.pairs_set, pair_faces(ctx)[1]))
+            self.sets.append((ctx.dataset(self.config.pairs_set).name, pair_faces(ctx)[1]))
 
     def needs(self, ctx):
         return [Need(faces, name, features=False, quality=True) for name, faces in self.sets]

@@ -1,0 +1,121 @@
+"""insightface ``.bin`` verification sets: reading, bad input, both accuracy definitions, and
+a ``.bin`` written from the shared LFW pairs scored like LFW itself."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from occbench.data import load_dataset
+from occbench.data.insightface_bin import contiguous_folds
+from occbench.errors import DataError
+from occbench.protocols.verification import insightface_accuracy
+
+
+def _png(face: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(face).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write(path, obj) -> str:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=4)
+    return str(path)
+
+
+def test_contiguous_folds_are_sklearns_kfold():
+    assert list(np.bincount(contiguous_folds(23, 10))) == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
+    assert list(contiguous_folds(4, 2)) == [0, 0, 1, 1]
+
+
+def test_insightface_accuracy_hand_computed():
+    # 4 pairs, 2 folds; squared distances 0.5, 1.5 (same) and 1.0, 3.0 (different)
+    e = lambda deg: [np.cos(np.radians(deg)), np.sin(np.radians(deg))]  # noqa: E731
+    dists = np.array([0.5, 1.5, 1.0, 3.0])
+    angles = np.degrees(np.arccos(1 - dists / 2))  # |a-b|^2 = 2 - 2 cos
+    f1 = np.array([e(0)] * 4)
+    f2 = np.array([e(a) for a in angles])
+    same = [True, False, True, False]  # folds: (0.5 same, 1.5 diff), (1.0 same, 3.0 diff)
+    mean, std, accs = insightface_accuracy(f1, f2, same, n_folds=2)
+    # fold 0 tested with the threshold learnt on fold 1: lowest t with 1.0 < t <= 3.0 is 1.01
+    # -> 0.5 same (right), 1.5 different? 1.5 < 1.01 no -> "different" (right): 1.0
+    # fold 1 with fold 0's: lowest t in (0.5, 1.5] is 0.51 -> 1.0 "different" (wrong), 3.0 right
+    assert list(accs) == [1.0, 0.5] and mean == 0.75 and std == 0.25
+
+
+def test_bin_file_reads_faces_pairs_and_folds(tmp_path):
+    faces = np.random.default_rng(0).integers(0, 256, (8, 112, 112, 3), dtype=np.uint8)
+    path = _write(tmp_path / "mini.bin", ([_png(f) for f in faces], [True, False, True, False]))
+    ds = load_dataset(f"bin:{path}", tmp_path)
+    assert ds.name == "mini" and len(ds) == 8 and np.array_equal(ds.faces.images, faces)
+    assert [(p.same, p.fold) for p in ds.pairs] == [(True, 0), (False, 1), (True, 2),
+                                                    (False, 3)]
+    first = ds.pairs[0]
+    assert np.array_equal(ds.faces.face(first.key1), faces[0])
+    assert np.array_equal(ds.faces.face(first.key2), faces[1])
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"not a pickle at all", "not an insightface .bin pickle"),
+    (pickle.dumps({"a": 1}), "expected a pickled \\(bins, issame_list\\) pair, got dict"),
+    (pickle.dumps(([b"x"] * 3, [True])), "3 images, an odd number"),
+    (pickle.dumps(([b"x"] * 4, [True])), "4 images for 1 pairs \\(expected 2\\)"),
+    (pickle.dumps(([b"x", b"y"], [True])), "image 0 cannot be decoded"),
+    (pickle.dumps((os.system, [True])),
+     "not an insightface .bin pickle \\(refusing to load posix.system\\)"),
+], ids=["not-pickle", "dict", "odd", "count", "undecodable", "code"])
+def test_bad_bin_files_are_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.bin"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=f"{path}: {message}"):
+        load_dataset(f"bin:{path}", tmp_path)
+
+
+def test_bin_image_of_the_wrong_size_is_named(tmp_path):
+    small = np.zeros((96, 112, 3), np.uint8)
+    ok = np.zeros((112, 112, 3), np.uint8)
+    path = _write(tmp_path / "odd.bin", ([_png(ok), _png(small)], [True]))
+    with pytest.raises(DataError, match="image 1 is 112x96, not 112x112"):
+        load_dataset(f"bin:{path}", tmp_path)
+    with pytest.raises(DataError, match="no such .bin file"):
+        load_dataset(f"bin:{tmp_path / 'none.bin'}", tmp_path)
+
+
+def test_bin_from_lfw_pairs_scores_as_lfw(tmp_path, data_root):
+    """A .bin written from the shared LFW pairs (occbench's aligned faces, PNG, pairs.txt
+    order; the first 10 same and 10 different pairs of each fold) gives the LFW protocol's
+    accuracy on the clean faces exactly; occluded, both are occluded faces of the same
+    people under other keys (so other occlusion instances) and agree to a few points."""
+    from occbench.align import align_dataset
+    from occbench.data.pairs import dataset_pairs
+    from occbench.runner import RunConfig, run
+
+    lfw = load_dataset("lfw", data_root)
+    pairs = dataset_pairs(lfw)
+    pairs = [p for f in range(10) for same in (True, False)
+             for p in [q for q in pairs if q.fold == f and q.same == same][:10]]
+    lfw.samples = [s for s in lfw.samples if s.key in {k for p in pairs for k in (p.key1, p.key2)}]
+    faces = align_dataset(lfw, progress=False)
+    bins = [_png(faces.face(k)) for p in pairs for k in (p.key1, p.key2)]
+    path = _write(tmp_path / "lfw_sub.bin", (bins, [p.same for p in pairs]))
+    onnx = {"path": str(data_root.parent / "models" / "mobilefacenet-foamliu.onnx"),
+            "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375), "flip": True}
+    out = {}
+    for name in ("lfw", f"bin:{path}"):
+        cfg = RunConfig(recognizer="onnx", recognizer_args=onnx, protocols=("verification",),
+                        forms=("rect",), positions=("eyes",), sizes=(0.1,), limit=200,
+                        pairs_set=name)
+        df = run(cfg, data_root, tmp_path / "out", cache=tmp_path / "cache", progress=False)
+        out[name] = df.set_index(["form", "metric"]).value
+    lfw_rows, bin_rows = out["lfw"], out[f"bin:{path}"]
+    for metric in ("accuracy", "accuracy_insightface"):
+        assert bin_rows[("none", metric)] == lfw_rows[("none", metric)]
+        assert abs(bin_rows[("rect", metric)] - lfw_rows[("rect", metric)]) < 0.05
+    assert lfw_rows[("none", "accuracy")] > 0.95
+    assert set(df.dataset) == {"lfw_sub"} and set(df.n) == {200}
