@@ -22,14 +22,18 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     Raises :class:`DataError` naming the file when it is missing, empty, truncated or not an
     image (PIL otherwise decodes a truncated JPEG silently with grey filler, or fails late).
     """
+    return decode_rgb(read_bytes(path), path)
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """The bytes of ``path``; :class:`DataError` naming it when it is missing or unreadable."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{path}: {what} not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return decode_rgb(data, path)
 
 
 def decode_rgb(data: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:

@@ -49,13 +49,10 @@ def contiguous_folds(n: int, k: int = N_FOLDS) -> np.ndarray:
 def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
     """``(bins, issame)`` of a ``.bin`` file, checked; :class:`DataError` naming the file and
     the problem otherwise."""
+    from occbench.imageio import read_bytes
+
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such .bin file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = read_bytes(path, ".bin file")
     try:
         obj = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as exc:  # any unpickling failure: the file is not such a pickle
@@ -82,20 +79,15 @@ def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
 
 def decode_faces(bins: list[bytes], path: Path) -> np.ndarray:
     """(2N, 112, 112, 3) uint8 RGB faces; DataError naming the image at fault."""
-    from PIL import Image
+    from occbench.imageio import decode_rgb
 
     out = np.empty((len(bins), SIZE, SIZE, 3), np.uint8)
     for i, b in enumerate(bins):
-        try:
-            with Image.open(io.BytesIO(b)) as im:
-                im.load()
-                rgb = im.convert("RGB")
-        except Exception as exc:
-            raise DataError(f"{path}: image {i} cannot be decoded ({exc})") from None
-        if rgb.size != (SIZE, SIZE):
-            raise DataError(f"{path}: image {i} is {rgb.size[0]}x{rgb.size[1]}, not "
+        rgb = decode_rgb(b, f"{path}: image {i}")
+        if rgb.shape[:2] != (SIZE, SIZE):
+            raise DataError(f"{path}: image {i} is {rgb.shape[1]}x{rgb.shape[0]}, not "
                             f"{SIZE}x{SIZE} (faces must come aligned to the ArcFace template)")
-        out[i] = np.asarray(rgb)
+        out[i] = rgb
     return out
 
 
