@@ -206,12 +206,14 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         args.position = NO_POSITION
     form, _ = check_spec(args.form, args.size, args.position)
     cond = Condition(form, args.position, args.size, args.seed)
+    parts = [form] + ([] if args.position == NO_POSITION else [args.position])
     out = Path(args.out) if args.out else Path(
-        "occbench-results") / f"grid_{args.form}_{args.position}_{args.size:g}"
+        "occbench-results") / "_".join(["grid", *parts, f"{args.size:g}"])
     _out_folder(out.parent)
     labels, images = grid_images(resolve_data_root(args.data), _split(args.models) or (),
                                  cond, n=args.n, dataset=args.set, seed=args.seed)
-    title = f"{args.set}: {args.form} occlusion, {args.position}, size {args.size:g}"
+    where = "" if args.position == NO_POSITION else f", {args.position}"
+    title = f"{args.set}: {form} occlusion{where}, size {args.size:g}"
     for path in write_grid(labels, images, out, title):
         print(path)
     return 0

@@ -59,8 +59,15 @@ def main(argv=None) -> int:
             frames.append(run(cfg, data, Path(out), progress=False))
     new = pd.concat(frames, ignore_index=True)
     keys = [c for c in ID_COLUMNS if c in new.columns]
+    known = set(stored.metric)
+    added = sorted(set(new.metric) - known)  # metrics the stored sweep predates: not compared
+    new = new[new.metric.isin(known)]
     both = new.merge(stored, on=keys, how="left", suffixes=("", "_stored"), indicator=True)
     missing = both[both["_merge"] != "both"]
+    if len(missing):
+        print(missing[keys + ["value"]].head(10).to_string(index=False))
+    if added:
+        print(f"metrics not in the stored sweep (not compared): {', '.join(added)}")
     diffs = {c: np.nanmax(np.abs(both[c] - both[f"{c}_stored"]).to_numpy())
              for c in ("value", "ci_low", "ci_high")}
     by_protocol = both.groupby("protocol").size().to_dict()
