@@ -175,7 +175,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     df = read_results(args.results)
     if args.out:
         _out_folder(args.out)
-    text = write_report(df, Path(args.out) if args.out else None, _split(args.size))
+    text = write_report(df, Path(args.out) if args.out else None, _split(args.size),
+                        _split(args.form))
     print(text)
     return 0
 
@@ -356,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--size", default=None,
                        help="Table I over these sizes only, e.g. rect:0.1,text:0.3 (a bare "
                             "number: both forms; default all sizes)")
+    p_rep.add_argument("--form", default=None,
+                       help="Table I over these occlusion forms only, e.g. rect,text (default all)")
     p_rep.set_defaults(func=_cmd_report)
 
     p_plot = sub.add_parser("plot", help="the paper's Fig. 7 and Fig. 8 from a results table")

@@ -131,14 +131,16 @@ def split_configs(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 
 def write_report(df: pd.DataFrame, out: Path | None = None,
-                 sizes: tuple | None = None) -> str:
+                 sizes: tuple | None = None, forms: tuple | None = None) -> str:
     """Markdown of Table I and the summary table; with ``out``, also writes report.md,
     results.csv (the whole tidy table, each row's run configuration named by ``config_id``),
     configs.json (``config_id`` -> configuration) and table1.csv (Table I, long form).
     ``sizes`` restricts Table I (see :func:`table1`)."""
-    t1 = table1(df, sizes)
+    t1 = table1(df, sizes, forms)
     table = summary_table(df).reset_index()
     which = f"sizes {', '.join(map(str, sizes))}" if sizes else "averaged over sizes"
+    if forms:
+        which = f"forms {', '.join(forms)}; {which}"
     md = (f"# occbench results\n\n## Table I ({which}; ± = 95 % interval)\n\n"
           + table1_markdown(t1)
           + "\n## Every condition (TPIR@1 at the largest D; [95 % interval])\n\n"
@@ -207,7 +209,8 @@ def _size_filter(df: pd.DataFrame, sizes) -> np.ndarray:
     return keep
 
 
-def table1(df: pd.DataFrame, sizes: tuple | None = None) -> pd.DataFrame:
+def table1(df: pd.DataFrame, sizes: tuple | None = None,
+           forms: tuple | None = None) -> pd.DataFrame:
     """Long Table I: one row per (model, recognizer, column) with value, half, n, k.
 
     Columns: ``TPIR@1 clean``; ``TPIR@1 <form> <position>`` (mean over sizes), ``TPIR@1
@@ -218,8 +221,11 @@ def table1(df: pd.DataFrame, sizes: tuple | None = None) -> pd.DataFrame:
     (``resnet50`` for ``resnet50-occ``), in percent, over the same conditions as the row.
     ``sizes``: only occluded conditions of these sizes, e.g. ``("rect:0.1", "text:0.3")`` (the
     paper's middle sizes) so that rows measured on different size sets compare on the same
-    ones; a bare number applies to both forms.
+    ones; a bare number applies to both forms. ``forms``: only these occlusion forms (e.g.
+    the paper's ``("rect", "text")``, so that a row's average is over the paper's forms).
     """
+    if forms:  # e.g. the paper's rect and text only: averages over the same kind of occlusion
+        df = df[(df.form == NONE) | df.form.isin(list(forms))]
     if sizes:
         df = df[_size_filter(df, sizes)]
     heads = headline_rows(df)
