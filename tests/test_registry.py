@@ -123,7 +123,7 @@ def test_model_args_reach_the_model_and_key_its_cache(tmp_path):
                                           r"\(its options: dim, seed\)"):
         create_recognizer("fake", colour=1)
     df = _run(tmp_path, recognizer_args={"dim": 16}, protocols=("verification",))
-    assert set(df.recognizer) == {"fake"} and len(df) == 4
+    assert set(df.recognizer) == {"fake"} and len(df) == 6  # 3 metrics x 2 conditions
 
 
 # ----------------------------------------------------------------------------- new plug-ins
@@ -251,7 +251,7 @@ def test_new_recognizer_from_an_onnx_file_is_one_registration(tmp_path, temporar
         flip=True))
     assert create_recognizer("mobilefacenet").dim == 128
     df = _run(tmp_path, recognizer="mobilefacenet", protocols=("verification",))
-    assert set(df.recognizer) == {"mobilefacenet"} and len(df) == 4
+    assert set(df.recognizer) == {"mobilefacenet"} and len(df) == 6
 
 
 class EyeBar(Form):
