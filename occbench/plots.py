@@ -129,8 +129,10 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     order = _line_order(df.line)
     palette = _palette(sns, order)
     forms = form_order(set(ident.form))
-    positions = position_order(set(ident.position))
-    ncols = 2 + 2 * len(positions)
+    # each form its own positions (a form without positions: one panel of its sizes)
+    by_form = {f: position_order(set(ident[ident.form == f].position)) for f in forms}
+    width = max(len(p) for p in by_form.values())
+    ncols = 2 + 2 * width
     fig, axes = plt.subplots(len(forms), ncols, figsize=(2.6 * ncols, 2.6 * len(forms) + 0.6),
                              squeeze=False)
     dmax = ident.groupby("line").D.transform("max")
@@ -151,22 +153,27 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
         top = heads.get("tpir1", pd.DataFrame())
         ssim = heads.get("ssim", pd.DataFrame())
         clean = top[top.form == NONE] if len(top) else top
+        positions = by_form[form]
+        for j in range(len(positions), width):  # panels this form has no position for
+            axes[i, 2 + j].set_visible(False)
+            axes[i, 2 + width + j].set_visible(False)
         for j, pos in enumerate(positions):
+            at = "" if pos == NONE else f", {pos}"
             ax = axes[i, 2 + j]
             if j:  # positions side by side on one scale
                 ax.sharey(axes[i, 2])
-                axes[i, 2 + len(positions) + j].sharey(axes[i, 2 + len(positions)])
+                axes[i, 2 + width + j].sharey(axes[i, 2 + width])
             sub = top[(top.form == form) & (top.position == pos)] if len(top) else top
             _draw(ax, sub, "size", palette, order, 100)
             for r in clean.itertuples():  # the clean end of the gap, dashed
                 if r.line in palette:
                     ax.axhline(100 * r.value, ls="--", lw=0.9, color=palette[r.line])
             ax.set(xlabel="size", ylabel="TPIR@1 % (dashed: clean)" if j == 0 else "",
-                   title=f"TPIR@1, {pos}")
-            ax = axes[i, 2 + len(positions) + j]
+                   title=f"TPIR@1{at}")
+            ax = axes[i, 2 + width + j]
             sub = ssim[(ssim.form == form) & (ssim.position == pos)] if len(ssim) else ssim
             _draw(ax, sub, "size", palette, order)
-            ax.set(xlabel="size", ylabel="SSIM" if j == 0 else "", title=f"SSIM, {pos}")
+            ax.set(xlabel="size", ylabel="SSIM" if j == 0 else "", title=f"SSIM{at}")
     handles, labels = axes[0, 1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
                bbox_to_anchor=(0.5, 1.0 + 0.02), frameon=False)

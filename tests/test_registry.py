@@ -224,6 +224,9 @@ def test_new_occlusion_form_is_one_registration(tmp_path, temporary):
     t1 = table1(df)
     assert {"TPIR@1 band", "LFW band", "TPIR@1 rect eyes"} <= set(t1.column)
     assert "TPIR@1 band none" not in set(t1.column) and "TPIR@1 band" in table1_markdown(t1)
+    from occbench.plots import fig7
+
+    assert all(p.is_file() for p in fig7(df, "fake", tmp_path / "fig"))  # a row per form
     only = table1(df, forms=("rect",))  # Table I over chosen forms
     assert "TPIR@1 band" not in set(only.column) and "TPIR@1 rect" in set(only.column)
     # opt-in for training: a new form is not drawn by the sampler unless it says so
