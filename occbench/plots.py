@@ -85,6 +85,8 @@ def _line_order(labels) -> list[str]:
 def _draw(ax, data: pd.DataFrame, x: str, palette: dict, order: list[str], scale: float = 1.0,
           marker: str | None = "o") -> None:
     """One line per ``line`` with its band: ``value`` +- ``half`` (or ci_low..ci_high)."""
+    if data.empty:  # e.g. no reconstruction rows: an empty panel
+        return
     for label in order:
         d = data[data.line == label].sort_values(x)
         if d.empty:
