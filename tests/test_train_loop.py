@@ -200,6 +200,10 @@ def test_init_starts_from_a_weights_file_and_records_it(tmp_path):
     prov = json.loads(out.with_suffix(".json").read_text())
     assert prov["init"]["path"] == str(first) and prov["init"]["provenance"]["steps"] == 4
     assert prov["init"]["missing"] == [] and len(prov["init"]["sha256"]) == 64
+    # a run resumed from its checkpoint keeps the record of where it started
+    assert train(ToyTask(), frozen, tmp_path / "b2", until=2, progress=False) is None
+    resumed = train(ToyTask(), frozen, tmp_path / "b2", resume=True, progress=False)
+    assert json.loads(resumed.with_suffix(".json").read_text())["init"] == prov["init"]
     # a random start differs from the file
     assert not _same(load_file(str(train(ToyTask(), _cfg(tmp_path, "r.json", lr=0.0,
                                                        weight_decay=0.0, seed=9),

@@ -371,6 +371,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             step, history = state["step"], state["history"]
             seconds, images = state["seconds"], state["images"]
             sessions = state["sessions"]
+            init = state.get("init")  # the first session's start, kept for the provenance
         stop = min(cfg.steps, until) if until is not None else cfg.steps
         cmd = command or shlex.join(sys.argv)
         if world > 1 and not cmd.startswith("torchrun"):
@@ -391,7 +392,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                 "model": model.state_dict(), "opt": {p: o.state_dict() for p, o in opts.items()},
                 "scaler": scaler.state_dict(), "step": step, "history": history,
                 "config": asdict(cfg), "world_size": world, "seconds": seconds,
-                "images": images, "sessions": sessions})
+                "images": images, "sessions": sessions, "init": init})
 
         model.train()
         bar = tqdm(total=cfg.steps, initial=step, desc=f"train {task.name}", unit="step",
