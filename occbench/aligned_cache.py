@@ -38,6 +38,14 @@ CREATE TABLE IF NOT EXISTS faces (
 """
 
 
+# 68 landmarks of the aligned faces (the 112 frame), beside the faces in the same file:
+# a pure function of the face's pixels, keyed by its content digest (align.face_digest).
+_POINTS_SCHEMA = ("CREATE TABLE IF NOT EXISTS landmarks68 (digest TEXT NOT NULL, version TEXT "
+                  "NOT NULL, points BLOB NOT NULL, PRIMARY KEY (digest, version)) WITHOUT ROWID")
+POINTS_VERSION = "dlib68-box1-up2"  # predictor, fixed face box and upsampling of landmarks68
+_POINT_BYTES = 68 * 2 * 8
+
+
 @dataclass(frozen=True)
 class CachedFace:
     """One cached row: ``face`` 112x112x3 uint8, ``landmarks5`` (5, 2) float64, ``aligned``."""
@@ -64,12 +72,30 @@ class AlignedCache:
         except OSError as exc:
             raise DataError(f"cannot create the cache folder {self.path.parent} "
                             f"({exc.strerror or exc}); set OCCBENCH_CACHE to a writable folder") from None
+        self._open()
+
+    def _open(self) -> None:
         self._db = connect(self.path, _SCHEMA, wal=True, timeout=120.0)
+        with self._db:
+            self._db.execute(_POINTS_SCHEMA)
 
     def _reopen(self) -> None:
         """After the file was found corrupt and moved aside: a fresh, empty file."""
         self._db.close()
-        self._db = connect(self.path, _SCHEMA, wal=True, timeout=120.0)
+        self._open()
+
+    def _select_in(self, sql: str, lead: tuple, keys: list[str]) -> list[tuple]:
+        """The rows of ``sql`` (ending ``IN ({marks})``) for ``keys``, ``_CHUNK`` at a time."""
+        rows: list[tuple] = []
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i : i + _CHUNK]
+            rows += self._db.execute(sql.format(marks=",".join("?" * len(chunk))),
+                                     (*lead, *chunk)).fetchall()
+        return rows
+
+    def _fresh(self) -> dict:
+        self._reopen()
+        return {}
 
     def close(self) -> None:
         self._db.close()
@@ -94,29 +120,48 @@ class AlignedCache:
 
         def read() -> dict[str, CachedFace]:
             found: dict[str, CachedFace] = {}
-            for i in range(0, len(wanted), _CHUNK):
-                chunk = wanted[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT sha1, face, landmarks, aligned FROM faces "
-                    f"WHERE version = ? AND sha1 IN ({marks})",
-                    (self.version, *chunk),
-                ).fetchall()
-                for sha1, face, lm, aligned in rows:
-                    if len(face) != FACE_BYTES or len(lm) != 5 * 2 * 8:
-                        continue  # a row from a foreign writer: recompute it
-                    found[sha1] = CachedFace(
-                        face=np.frombuffer(face, dtype=np.uint8).reshape(SIZE, SIZE, 3),
-                        landmarks5=np.frombuffer(lm, dtype="<f8").reshape(5, 2).copy(),
-                        aligned=bool(aligned),
-                    )
+            for sha1, face, lm, aligned in self._select_in(
+                    "SELECT sha1, face, landmarks, aligned FROM faces "
+                    "WHERE version = ? AND sha1 IN ({marks})", (self.version,), wanted):
+                if len(face) != FACE_BYTES or len(lm) != 5 * 2 * 8:
+                    continue  # a row from a foreign writer: recompute it
+                found[sha1] = CachedFace(
+                    face=np.frombuffer(face, dtype=np.uint8).reshape(SIZE, SIZE, 3),
+                    landmarks5=np.frombuffer(lm, dtype="<f8").reshape(5, 2).copy(),
+                    aligned=bool(aligned),
+                )
             return found
 
-        def fresh() -> dict[str, CachedFace]:
-            self._reopen()
-            return {}
+        return guarded(self.path, read, self._fresh)
 
-        return guarded(self.path, read, fresh)
+    def get_points(self, digests: Iterable[str]) -> dict[str, np.ndarray]:
+        """The cached 68 landmarks among the face ``digests`` (malformed rows absent; a corrupt
+        file is moved aside and recomputed, as for the faces)."""
+        wanted = list(dict.fromkeys(digests))
+
+        def read() -> dict[str, np.ndarray]:
+            return {d: np.frombuffer(p, dtype="<f8").reshape(68, 2)
+                    for d, p in self._select_in(
+                        "SELECT digest, points FROM landmarks68 WHERE version = ? AND digest "
+                        "IN ({marks})", (POINTS_VERSION,), wanted)
+                    if len(p) == _POINT_BYTES}
+
+        return guarded(self.path, read, self._fresh)
+
+    def put_points(self, digests: list[str], points: np.ndarray) -> None:
+        """Insert or replace the (N, 68, 2) landmarks of N face digests in one transaction."""
+        values = [(d, POINTS_VERSION, np.ascontiguousarray(p, "<f8").tobytes())
+                  for d, p in zip(digests, points, strict=True)]
+
+        def insert() -> None:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO landmarks68 VALUES (?, ?, ?)", values)
+
+        def into_fresh() -> None:
+            self._reopen()
+            insert()
+
+        guarded(self.path, insert, into_fresh)
 
     def put_many(self, rows: Iterable[tuple[str, CachedFace]]) -> int:
         """Insert or replace rows ``(sha1, CachedFace)`` in one transaction; returns the count."""
@@ -156,14 +201,6 @@ class AlignedCache:
         return cur.rowcount
 
 
-# 68 landmarks of the aligned faces (the 112 frame), beside the faces in the same file:
-# a pure function of the face's pixels, keyed by its content digest (align.face_digest).
-_POINTS_SCHEMA = ("CREATE TABLE IF NOT EXISTS landmarks68 (digest TEXT NOT NULL, version TEXT "
-                  "NOT NULL, points BLOB NOT NULL, PRIMARY KEY (digest, version)) WITHOUT ROWID")
-POINTS_VERSION = "dlib68-box1-up2"  # predictor, fixed face box and upsampling of landmarks68
-_POINT_BYTES = 68 * 2 * 8
-
-
 def cached_landmarks68(faces: np.ndarray, digests: list[str], path: Path | None,
                        progress: bool = False) -> np.ndarray:
     """(N, 68, 2) float64 landmarks of aligned faces (:func:`occbench.protocols.landmarks.
@@ -173,39 +210,21 @@ def cached_landmarks68(faces: np.ndarray, digests: list[str], path: Path | None,
 
     from occbench.protocols.landmarks import landmarks68
 
-    out = np.empty((len(faces), 68, 2), dtype=np.float64)
-    found: dict[str, np.ndarray] = {}
-    con = connect(Path(path), _POINTS_SCHEMA, wal=True, timeout=120.0) if path else None
+    cache = AlignedCache(path, POINTS_VERSION) if path else None
     try:
-        if con is not None:
-            wanted = list(dict.fromkeys(digests))
-            for i in range(0, len(wanted), _CHUNK):
-                chunk = wanted[i:i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                for digest, points in con.execute(
-                        f"SELECT digest, points FROM landmarks68 WHERE version = ? AND digest "
-                        f"IN ({marks})", (POINTS_VERSION, *chunk)).fetchall():
-                    if len(points) == _POINT_BYTES:
-                        found[digest] = np.frombuffer(points, dtype="<f8").reshape(68, 2)
+        found = cache.get_points(digests) if cache is not None else {}
         todo = [i for i, d in enumerate(digests) if d not in found]
         bar = tqdm(total=len(todo), desc="landmarks", unit="img", disable=not progress or not todo,
                    leave=False)
         for s in range(0, len(todo), 256):
             rows = todo[s:s + 256]
             pts = landmarks68(faces[rows])
-            for r, p in zip(rows, pts, strict=True):
-                found[digests[r]] = p
-            if con is not None:
-                with con:
-                    con.executemany("INSERT OR REPLACE INTO landmarks68 VALUES (?, ?, ?)",
-                                    [(digests[r], POINTS_VERSION,
-                                      np.ascontiguousarray(p, "<f8").tobytes())
-                                     for r, p in zip(rows, pts, strict=True)])
+            found.update(zip([digests[r] for r in rows], pts, strict=True))
+            if cache is not None:
+                cache.put_points([digests[r] for r in rows], pts)
             bar.update(len(rows))
         bar.close()
     finally:
-        if con is not None:
-            con.close()
-    for i, d in enumerate(digests):
-        out[i] = found[d]
-    return out
+        if cache is not None:
+            cache.close()
+    return np.stack([found[d] for d in digests]) if digests else np.zeros((0, 68, 2))

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from occbench.cachedb import FORMAT_VERSION, RowStore, cache_folder
+from occbench.cachedb import RowStore
 from occbench.errors import DataError
 from occbench.occlusion import CLEAN, Condition
 
-__all__ = ["CLEAN", "FORMAT_VERSION", "Condition", "FeatureStore", "Quality", "QualityStore",
-           "cache_folder"]
+__all__ = ["CLEAN", "Condition", "FeatureStore", "Quality", "QualityStore"]
 
 
 def _missing(store: RowStore, keys: list[str], found: dict) -> None:

@@ -263,7 +263,7 @@ def probe_faces(ctx):
     """The run's probe faces: the first ``limit`` images of the probe set (``config.probes``),
     aligned; shared by identification and reconstruction."""
     cfg = ctx.config
-    key = ("probe-keys", cfg.probes, cfg.limit)
+    key = ("probe-keys", cfg.probes, cfg.limit, str(ctx.data_root))
     if key not in ctx.memo:
         samples = ctx.dataset(cfg.probes).samples
         ctx.memo[key] = [s.key for s in (samples[: cfg.limit] if cfg.limit else samples)]
