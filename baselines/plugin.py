@@ -16,6 +16,13 @@ registry.completers.register("bvmr", "baselines.bvmr.adapter:BVMRCompleter", ord
 for _i, _name in enumerate(_C2FDAN_ORDER):
     registry.completers.register(_name, f"baselines.c2fdan.adapter:{_name.replace('-', '_')}",
                                  order=3 + _i)
+# the same networks continued on the ~51k faces (configs/faces51k.json; C2FDAN's identity
+# losses from the distilled resnet50): weights <name>-small-faces51k
+registry.completers.register("bvmr-51k", "baselines.bvmr.adapter:bvmr_faces51k", order=20)
+for _i, _name in enumerate(_C2FDAN_ORDER):
+    registry.completers.register(f"{_name}-51k",
+                                 f"baselines.c2fdan.adapter:{_name.replace('-', '_')}_faces51k",
+                                 order=21 + _i)
 
 registry.recognizers.register("resnet50", "baselines.resnet50.adapter:resnet50")
 registry.recognizers.register("resnet50-occ", "baselines.resnet50.adapter:resnet50_occ",

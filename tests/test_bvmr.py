@@ -161,6 +161,8 @@ def test_composition_keeps_unmasked_pixels_exactly(tmp_path, lfw_faces):
 def test_missing_and_wrong_weights_name_the_training_command(tmp_path):
     with pytest.raises(OccbenchError, match="occbench train bvmr --config small --data"):
         create_completer("bvmr", weights=tmp_path / "missing.safetensors")
+    with pytest.raises(OccbenchError, match="occbench train bvmr --config faces51k --data"):
+        create_completer("bvmr-51k", weights=tmp_path / "missing.safetensors")
     _, path = _saved_small(tmp_path)
     with pytest.raises(OccbenchError, match="does not hold bvmr --config paper"):
         create_completer("bvmr", arch="paper", weights=path)

@@ -437,6 +437,11 @@ def test_names_registered_trainable_and_missing_weights(tmp_path):
             TrainConfig.load(config_path(name, config))
     with pytest.raises(OccbenchError, match="occbench train c2fdan-no-self --config small --data"):
         create_completer("c2fdan-no-self", weights=tmp_path / "missing.safetensors")
+    # the -51k completers: the same networks, weights <name>-small-faces51k
+    assert {f"{n}-51k" for n in NAMES} <= set(list_models()["completers"])
+    with pytest.raises(OccbenchError, match="c2fdan-no-self-small-faces51k.safetensors; train them "
+                                            "with `occbench train c2fdan-no-self --config faces51k"):
+        create_completer("c2fdan-no-self-51k")
     with pytest.raises(OccbenchError, match="does not hold c2fdan --config paper"):
         net = create("tiny")
         path = tmp_path / "w.safetensors"

@@ -108,3 +108,39 @@ def test_sources_file_dedupes_pads_and_labels(snapshot_like, data_root, monkeypa
     monkeypatch.delenv("OCCBENCH_EXTRA")
     with pytest.raises(ConfigError, match="OCCBENCH_EXTRA is not set"):
         load_training_faces(path, progress=False)
+
+
+@pytest.mark.parametrize("name,arch", [("bvmr", "small"), ("c2fdan", "tiny")])
+def test_completion_tasks_train_on_a_sources_file_from_init_weights(name, arch, data_root,
+                                                                     tmp_path, monkeypatch):
+    """The completers' tasks read ``options.sources`` as the recognizers' do, start from
+    ``init`` weights and write ``<name>-<arch>-<tag>`` (the ``faces51k`` configs' recipe)."""
+    from safetensors.torch import save_file
+
+    from occbench.train.cli import config_path, train_main
+
+    monkeypatch.setenv("OCCBENCH_DATA", str(data_root))
+    sources = tmp_path / "shared.json"
+    sources.write_text(json.dumps({"sources": [
+        {"name": "celeba", "reader": "celeba", "root": "${OCCBENCH_DATA}"}]}))
+    if name == "bvmr":
+        from baselines.bvmr.model import create
+        start = create(arch).state_dict()
+    else:
+        from baselines.c2fdan.model import create
+        start = create(arch, name).state_dict()
+    save_file({k: v.contiguous() for k, v in start.items()}, str(tmp_path / "start.safetensors"))
+    cfg = json.loads(config_path(name, "faces51k").read_text())
+    assert cfg["tag"] == "faces51k" and cfg["options"]["sources"] == "baselines/data/faces-51k.json"
+    cfg.update(arch=arch, steps=2, batch_size=4, checkpoint_every=1, tag="t",
+               init=str(tmp_path / "start.safetensors"))
+    cfg["options"].update(sources=str(sources), stage1_steps=1, recognizer="small")
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    path = train_main(name, str(tmp_path / "cfg.json"), data_root, tmp_path / "ck",
+                      weights_dir=tmp_path / "w", limit=8, progress=False)
+    assert path == tmp_path / "w" / f"{name}-{arch}-t.safetensors"
+    prov = json.loads(path.with_suffix(".json").read_text())
+    assert prov["data"]["set"] == "shared" and prov["data"]["images"] == 8
+    assert [s["source"] for s in prov["data"]["sources"]] == ["celeba"]
+    assert prov["init"]["path"] == str(tmp_path / "start.safetensors")
+    assert prov["init"]["missing"] == []  # every tensor of the shipped network came from it

@@ -189,6 +189,13 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert _same(ddp, single, atol=1e-6)
 
 
+def test_tag_names_a_second_weights_file_of_the_same_arch(tmp_path):
+    cfg = _cfg(tmp_path, "tagged.json", tag="more")
+    assert cfg.stem("toy") == "toy-tiny-more" and _cfg(tmp_path).stem("toy") == "toy-tiny"
+    out = train(ToyTask(), cfg, tmp_path / "t", progress=False)
+    assert out == tmp_path / "t" / "toy-tiny-more.safetensors" and out.with_suffix(".json").is_file()
+
+
 def test_init_starts_from_a_weights_file_and_records_it(tmp_path):
     first = train(ToyTask(), _cfg(tmp_path), tmp_path / "a", progress=False)
     start = load_file(str(first))

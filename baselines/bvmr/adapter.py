@@ -2,7 +2,8 @@
 
 Weights: ``baselines/bvmr/weights/bvmr-<arch>.safetensors`` (default arch ``small``;
 provenance in the .json beside them; ``occbench train bvmr --config small --data ROOT``
-makes them), loaded with no network access; ``weights=PATH`` loads another file. A missing
+makes them; ``bvmr-51k`` loads ``bvmr-small-faces51k``, trained from them on the ~51k faces
+by ``--config faces51k``), loaded with no network access; ``weights=PATH`` loads another file. A missing
 file raises OccbenchError naming the training command.
 
 Output: the predicted image composed with the input by the predicted soft mask,
@@ -28,8 +29,16 @@ class BVMRCompleter(TorchCompleter):
     compose = True
 
     def __init__(self, arch: str = "small", weights: str | Path | None = None,
-                 device: str | None = None):
-        super().__init__("bvmr", arch, weights, device)
+                 device: str | None = None, tag: str = ""):
+        super().__init__("bvmr", arch, weights, device, tag=tag,
+                         config="faces51k" if tag else None)
 
     def build(self, arch: str) -> nn.Module:
         return create(arch)  # forward(x) -> (image, mask); the motif is for training only
+
+
+def bvmr_faces51k(arch: str = "small", weights: str | Path | None = None,
+                  device: str | None = None) -> BVMRCompleter:
+    """``bvmr-51k``: the weights ``bvmr-small-faces51k`` (``--config faces51k``: continued
+    from ``bvmr-small`` on the ~51k faces)."""
+    return BVMRCompleter(arch, weights, device, tag="faces51k")

@@ -78,9 +78,11 @@ class BVMRTask(CelebATask):
     """``occbench train bvmr`` on ``<data_root>/celeba`` (or the given ``faces``)."""
 
     def build(self, cfg: TrainConfig) -> nn.Module:
+        self.use_sources(cfg)
         return create(cfg.arch)
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
+        self.use_sources(cfg)
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
                            occlusion_p=cfg.options.get("occlusion_p", 1.0), with_clean=True)
 

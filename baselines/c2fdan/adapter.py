@@ -4,7 +4,8 @@ ablations, trained here.
 
 Weights: ``baselines/c2fdan/weights/<name>-<arch>.safetensors`` (default arch ``small``;
 provenance in the .json beside them; ``occbench train <name> --config small --data ROOT``
-makes them), loaded with no network access; ``weights=PATH`` loads another file. A missing
+makes them; the ``-51k`` completers, e.g. ``c2fdan-51k``, load ``<name>-small-faces51k``,
+trained from those on the ~51k faces by ``--config faces51k``), loaded with no network access; ``weights=PATH`` loads another file. A missing
 file raises OccbenchError naming the training command.
 
 Output: the final completed face I_f,r = (1 - M) I + M I_f (I_c,r for ``c2fdan-coarse``), as
@@ -34,16 +35,22 @@ class C2FDANCompleter(TorchCompleter):
         return create(arch, self.name)  # forward(x) -> (I_f,r, M)
 
 
-def _factory(name: str):
+def _factory(name: str, tag: str = ""):
+    config = "faces51k" if tag else None
+
     def factory(arch: str = "small", weights: str | Path | None = None,
                 device: str | None = None) -> C2FDANCompleter:
-        return C2FDANCompleter(name, arch, weights, device)
+        return C2FDANCompleter(name, arch, weights, device, tag=tag, config=config)
 
-    factory.__name__ = name.replace("-", "_")
-    factory.__doc__ = f"``create_completer({name!r}, arch='small', weights=None, device=None)``."
+    suffix = f"_{tag}" if tag else ""
+    factory.__name__ = name.replace("-", "_") + suffix
+    factory.__doc__ = (f"``create_completer({name!r}, arch='small', weights=None, device=None)``"
+                       + (f", weights ``{name}-small-{tag}``." if tag else "."))
     return factory
 
 
-# one factory per variant, by its name with "_" for "-" (the plug-in's lazy targets)
+# one factory per variant, by its name with "_" for "-" (the plug-in's lazy targets), and
+# one per variant trained on the ~51k faces (``configs/faces51k.json``; ``c2fdan_faces51k``)
 for _name in VARIANTS:
     globals()[_name.replace("-", "_")] = _factory(_name)
+    globals()[_name.replace("-", "_") + "_faces51k"] = _factory(_name, "faces51k")

@@ -216,7 +216,7 @@ class CrossAttention(nn.Module):
             k = F.normalize(k, dim=1)
             sim = torch.bmm(q.transpose(1, 2), k)  # cosine similarity (N, h/2 * w/2, P)
             touched = F.max_pool2d(mask.float(), 2, stride=1).flatten(1) >= self.threshold
-            sim = sim.masked_fill(touched[:, None, :], float("-inf"))
+            sim.masked_fill_(touched[:, None, :], float("-inf"))  # in place: sim is bmm's own
             index = sim.argmax(2)  # (N, h/2 * w/2)
             usable = (~touched).any(1)  # an image with no free key patch pastes nothing
         patches = F.unfold(v, 2, stride=1)  # (N, 4c, P)

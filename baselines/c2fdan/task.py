@@ -213,6 +213,7 @@ class C2FDANTask(CelebATask):
 
     def build(self, cfg: TrainConfig) -> C2FDANTrainer:
         self._cfg = cfg
+        self.use_sources(cfg)
         opts = self.options(cfg)
         generator = create(cfg.arch, self.name)
         discriminators = recognizer = None
@@ -232,6 +233,7 @@ class C2FDANTask(CelebATask):
                 **self.variant.get("loss", {})}
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
+        self.use_sources(cfg)
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
                            occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True)
 
@@ -267,6 +269,10 @@ class C2FDANTask(CelebATask):
     def weights(self, model: C2FDANTrainer) -> dict[str, torch.Tensor]:
         """The generator alone (what the completer builds)."""
         return dict(model.generator.state_dict())
+
+    def load_weights(self, model: C2FDANTrainer, tensors: dict[str, torch.Tensor]):
+        """The inverse of :meth:`weights` (config ``init``): (missing, unexpected) keys."""
+        return model.generator.load_state_dict(tensors, strict=False)
 
 
 def make_task(name: str, data_root: str | Path, limit: int | None = None) -> C2FDANTask:

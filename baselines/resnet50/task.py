@@ -39,7 +39,6 @@ from occbench.train.loop import TrainConfig
 
 NAMES = ("resnet50", "resnet50-occ")
 LOSSES = ("softmax", "arcface", "distill")
-REPO = Path(__file__).resolve().parents[2]
 
 
 class ArcMargin(nn.Module):
@@ -94,22 +93,12 @@ class ResNetTask(CelebATask):
             raise ConfigError(f"unknown resnet task {name!r}; known: {', '.join(NAMES)}")
         super().__init__(name, data_root, limit, faces)
 
-    def _use_sources(self, cfg: TrainConfig) -> None:
-        """Load the faces of ``options.sources`` (once) instead of ``<data root>/celeba``."""
-        if self._faces is not None or not cfg.options.get("sources"):
-            return
-        from occbench.train.sources import load_training_faces
-
-        path = Path(cfg.options["sources"])
-        self._faces, self.report = load_training_faces(path if path.is_absolute() else REPO / path,
-                                                       limit=self.limit)
-
     def build(self, cfg: TrainConfig) -> nn.Module:
-        self._use_sources(cfg)
+        self.use_sources(cfg)
         return TrainNet(cfg, len(self.faces.identities))
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
-        self._use_sources(cfg)
+        self.use_sources(cfg)
         p = cfg.options.get("occlusion_p", 0.5) if self.name == "resnet50-occ" else 0.0
         if cfg.options.get("loss") == "distill":
             self.targets = self.teacher_embeddings(cfg)
@@ -158,9 +147,7 @@ class ResNetTask(CelebATask):
         return loss, {"acc": acc.item()}
 
     def describe(self) -> dict:
-        out = self.faces.describe()
-        if getattr(self, "report", None):
-            out["sources"] = self.report
+        out = super().describe()
         if getattr(self, "teacher", None):
             out["teacher"] = self.teacher
         return out

@@ -29,8 +29,9 @@ def default_device(device: str | None = None) -> torch.device:
 
 
 def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
-                 weights: str | Path | None = None, config: str | None = None) -> str:
-    """Load ``<weights_dir>/<name>-<arch>.safetensors`` (or ``weights``) into ``net``.
+                 weights: str | Path | None = None, config: str | None = None,
+                 tag: str = "") -> str:
+    """Load ``<weights_dir>/<name>-<arch>[-<tag>].safetensors`` (or ``weights``) into ``net``.
 
     Returns the adapter version ``<arch>-<sha256[:12]>``. Raises OccbenchError naming the
     training command (``--config config``, default ``arch``) when the file is missing, and naming the file and config when it holds
@@ -38,7 +39,8 @@ def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
     """
     from safetensors.torch import load_file
 
-    path = Path(weights) if weights else Path(weights_dir) / f"{name}-{arch}.safetensors"
+    stem = f"{name}-{arch}" + (f"-{tag}" if tag else "")
+    path = Path(weights) if weights else Path(weights_dir) / f"{stem}.safetensors"
     if not path.is_file():
         raise OccbenchError(f"no trained weights at {path}; train them with "
                             f"`occbench train {name} --config {config or arch} --data ROOT`")
@@ -82,16 +84,18 @@ class TorchCompleter(Completer):
 
     weights_dir: Path
     batch_size = 64
-    cache_neutral = ("arch", "weights", "device")  # arch and weight digest are the version
+    # arch and weight digest are the version
+    cache_neutral = ("arch", "weights", "device", "tag")
     compose = True
     cache_outputs = True
 
     def __init__(self, name: str, arch: str = "small", weights: str | Path | None = None,
-                 device: str | None = None):
+                 device: str | None = None, tag: str = "", config: str | None = None):
         self.name, self.arch = name, arch
         self.device = default_device(device)
         net = self.build(arch)
-        self.version = load_weights(net, self.weights_dir, name, arch, weights)
+        self.version = load_weights(net, self.weights_dir, name, arch, weights,
+                                    config=config, tag=tag)
         self.net = net.to(self.device).eval()
 
     def build(self, arch: str) -> nn.Module:

@@ -58,7 +58,7 @@ def train_main(model_name: str, config: str, data_root: str | Path, out: str | P
     """
     cfg = TrainConfig.load(config_path(model_name, config), steps=steps)
     task = make_task(model_name, data_root, limit=limit)
-    out_dir = Path(out) if out else cache_root() / "train" / f"{model_name}-{cfg.arch}"
+    out_dir = Path(out) if out else cache_root() / "train" / cfg.stem(model_name)
     folder, _ = _entry(model_name)
     weights = Path(weights_dir) if weights_dir else REPO_BASELINES / folder / "weights"
     command = None

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 TRAIN_SET = "celeba"
+REPO = Path(__file__).resolve().parents[2]  # relative sources paths start here
 
 
 @dataclass
@@ -56,9 +57,11 @@ def load_celeba(data_root: str | Path, limit: int | None = None,
 
 
 class CelebATask:
-    """What every training task of ``baselines/`` shares: its name and the aligned CelebA
-    faces it trains on (``<data_root>/celeba``, the first ``limit`` images if given, or the
-    ``faces`` passed in), loaded on first use; ``describe()`` for the provenance file."""
+    """What every training task of ``baselines/`` shares: its name and the aligned faces it
+    trains on, loaded on first use: ``<data_root>/celeba`` (the first ``limit`` images if
+    given), the ``faces`` passed in, or those of the config's ``options.sources`` (a sources
+    file of :mod:`occbench.train.sources`, relative to the repository or absolute; call
+    :meth:`use_sources` from ``build``/``dataset``); ``describe()`` for the provenance file."""
 
     def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
                  faces: LabelledFaces | None = None):
@@ -71,8 +74,22 @@ class CelebATask:
             self._faces = load_celeba(self.data_root, limit=self.limit)
         return self._faces
 
+    def use_sources(self, cfg) -> None:
+        """Load the faces of ``cfg.options["sources"]`` (once), if the config names a sources
+        file, instead of ``<data root>/celeba``."""
+        if self._faces is not None or not cfg.options.get("sources"):
+            return
+        from occbench.train.sources import load_training_faces
+
+        path = Path(cfg.options["sources"])
+        self._faces, self.report = load_training_faces(path if path.is_absolute() else REPO / path,
+                                                       limit=self.limit)
+
     def describe(self) -> dict:
-        return self.faces.describe()
+        out = self.faces.describe()
+        if getattr(self, "report", None):
+            out["sources"] = self.report
+        return out
 
 
 class FaceDataset(torch.utils.data.Dataset):

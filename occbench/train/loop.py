@@ -78,6 +78,9 @@ class TrainConfig:
     # start from these weights instead of a random initialisation ("" = random): a
     # safetensors file, "{name}" = the task's name, relative paths from the current folder
     init: str = ""
+    # weights file <task>-<arch>-<tag>.safetensors instead of <task>-<arch>.safetensors: a
+    # second set of weights of the same architecture (e.g. trained on other data)
+    tag: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # task-specific settings
 
     @classmethod
@@ -102,6 +105,10 @@ class TrainConfig:
         cfg = cls(**raw)
         cfg.check(path)
         return cfg
+
+    def stem(self, task: str) -> str:
+        """``<task>-<arch>[-<tag>]``: the weights file's name (without suffix)."""
+        return f"{task}-{self.arch}" + (f"-{self.tag}" if self.tag else "")
 
     def check(self, where: str | Path = "config") -> None:
         """Raise ConfigError on values the loop cannot run with."""
@@ -441,7 +448,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
         if rank != 0 or step < cfg.steps:
             return None
         weights = {k: v.detach().cpu().contiguous() for k, v in task.weights(model).items()}
-        path = Path(weights_dir or out) / f"{task.name}-{cfg.arch}.safetensors"
+        path = Path(weights_dir or out) / f"{cfg.stem(task.name)}.safetensors"
         atomic_write(path, lambda tmp: save_file(weights, str(tmp)))
         final, curve = _summary(history)
         provenance = {  # the first session's command (a resumed run ends the same way)
