@@ -27,7 +27,7 @@ from baselines.c2fdan.model import (
     count_parameters,
     create,
 )
-from baselines.c2fdan.task import C2FDANTask, C2FDANTrainer, load_recognizer
+from baselines.c2fdan.task import FEATURES, C2FDANTask, C2FDANTrainer, load_recognizer
 from occbench import registry
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer, list_models
@@ -448,3 +448,27 @@ def test_names_registered_trainable_and_missing_weights(tmp_path):
         save_file(net.state_dict(), str(path))
         create_completer("c2fdan", arch="paper", weights=path)
     assert load_recognizer().embedding_dim == 128
+
+
+def test_batched_passes_equal_separate_ones():
+    """The discriminators (fake and real) and the frozen recognizer (I_f and I_f,r) run as one
+    batch each; the losses equal those of separate passes."""
+    torch.manual_seed(0)
+    gen, disc = create("tiny"), Discriminators(4, True)
+    rec = load_recognizer("small")
+    model = C2FDANTrainer(gen, disc, rec, stage1_steps=0).eval()
+    occluded, clean = torch.rand(2, 2, 3, 112, 112) * 2 - 1
+    mask = (torch.rand(2, 1, 112, 112) > 0.8).float()
+    d_loss, _ = model(occluded, clean, mask, "d")
+    out = model._kept[1]
+    fake, real = disc(out.final.detach(), occluded), disc(clean, occluded)
+    assert torch.allclose(d_loss, L.discriminator_adversarial(real, fake), atol=1e-6)
+    _, parts = model(occluded, clean, mask, "g")
+    target = rec.features(clean, FEATURES)
+    fine, fine_r = rec.features(out.fine, FEATURES), rec.features(out.fine_r, FEATURES)
+    per = L.perceptual(fine, target) + L.perceptual(fine_r, target)
+    style = L.style(fine, target) + L.style(fine_r, target)
+    assert torch.allclose(parts["per"], per, atol=1e-5)
+    assert torch.allclose(parts["style"], style, rtol=1e-4, atol=1e-9)
+    assert torch.allclose(parts["adv"], L.generator_adversarial(disc(out.fine_r, occluded)),
+                          atol=1e-6)

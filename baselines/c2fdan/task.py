@@ -155,8 +155,13 @@ class C2FDANTrainer(nn.Module):
     def discriminator_loss(self, occluded, clean):
         out = self.generator(occluded, full=True)
         self._kept = (occluded, out)
-        fake = self.discriminators(out.final.detach(), occluded)
-        real = self.discriminators(clean, occluded)
+        # fake and real through the discriminators as one batch (they hold no batch
+        # statistics, so each image's output is the same as in two passes)
+        n = occluded.shape[0]
+        both = self.discriminators(torch.cat([out.final.detach(), clean]),
+                                   torch.cat([occluded, occluded]))
+        fake = {k: v[:n] for k, v in both.items()}
+        real = {k: v[n:] for k, v in both.items()}
         with torch.autocast(occluded.device.type, enabled=False):
             loss = L.discriminator_adversarial(real, fake)
             d_real = torch.stack([L.log_prob(z).exp().mean() for z in real.values()]).mean()
@@ -170,8 +175,11 @@ class C2FDANTrainer(nn.Module):
         out = kept[1] if same else self.generator(occluded, full=True)
         with torch.no_grad():
             target = self.recognizer.features(clean, FEATURES)
-        fine = self.recognizer.features(out.fine, FEATURES)
-        fine_r = self.recognizer.features(out.fine_r, FEATURES)
+        # I_f and I_f,r through the frozen recognizer as one batch (eval mode: per-image)
+        n = occluded.shape[0]
+        both = self.recognizer.features(torch.cat([out.fine, out.fine_r]), FEATURES)
+        fine = {k: v[:n] for k, v in both.items()}
+        fine_r = {k: v[n:] for k, v in both.items()}
         fake = self.discriminators(out.fine_r, occluded)
         w = self.weights
         with torch.autocast(occluded.device.type, enabled=False):
