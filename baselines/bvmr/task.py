@@ -25,7 +25,10 @@ CelebA faces here; mixed precision on a GPU). ``small`` = the same optimiser and
 batch 32, 1,500 steps (about 8 epochs). Measured 1.07 s/step with one thread on a busy
 2-core machine (occlusion sampling included), so about 0.55-0.7 s/step, 14-18 min in all, on
 two free cores. On a busy machine run it with ``OMP_NUM_THREADS=1``: two threads on
-contended cores stall (6.8 s/step measured).
+contended cores stall (6.8 s/step measured). ``faces51k`` = ``small`` continued (``init``: the
+committed ``bvmr-small``) for 2,400 steps (1.5 epochs) on the ~51k faces of
+``baselines/data/faces-51k.json`` (``options.sources``); weights ``bvmr-small-faces51k``
+(config ``tag``), the completer ``bvmr-51k``.
 """
 
 from __future__ import annotations

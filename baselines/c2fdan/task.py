@@ -18,8 +18,10 @@ Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default
    for the pretrained coarse network. The pixel L1 losses are on the coarse output I_c
    (``options.pixel_on_fine``: also on I_f, the starred row of Table I); perceptual and style
    losses on I_f and I_f,r, on ``block1`` and ``block3`` of the frozen in-repo recognizer
-   (``options.recognizer``: ResNet-v2 ``small`` with the committed ``resnet50-small`` weights,
-   the only recognizer weights shipped; ``options.recognizer_weights`` names another file);
+   (``options.recognizer``: the ResNet-v2 arch whose committed ``resnet50-<arch>`` weights
+   are loaded: ``small``, the first weights, 12 % TPIR@1; ``mid``, the student distilled from
+   the ONNX MobileFaceNet, 62.5 % TPIR@1, which ``faces51k`` uses, as the paper uses its
+   pretrained ResNet50-v2; ``options.recognizer_weights`` names another file);
    the adversarial loss on I_f,r, the mean over the seven discriminators (two without the
    local ones, ``c2fdan-no-local``).
 
@@ -50,7 +52,11 @@ would stop a run this short). Measured with one thread on a 2-core machine whose
 both busy with another job: 1.1 s/step in stage 1 and 2.9 s/step in stage 2 (35 min in all),
 so about 15-20 min on two free cores. On a busy machine set ``OMP_NUM_THREADS=1`` (two threads
 on contended cores ran 3-5x slower than one). ``c2fdan-coarse`` with ``small``: 900 stage-1
-steps, about half that time.
+steps, about half that time. ``faces51k`` = ``small`` continued (``init``: the committed small
+weights) on the ~51k faces of ``baselines/data/faces-51k.json`` (``options.sources``; see the
+README for the snapshots) with the ``mid`` extractor: 200 coarse-only steps (the new faces),
+then 1,500 GAN steps, x0.5 every 500; weights ``<name>-small-faces51k`` (config ``tag``),
+the completers ``<name>-51k``. Stage 2 ran at ~2.3 s/step on one thread.
 """
 
 from __future__ import annotations
