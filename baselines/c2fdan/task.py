@@ -45,7 +45,8 @@ between): one generator forward per step.
 
 Configs (``configs/``): ``paper`` = width 64, batch 8, 6 epochs of the 5,797 CelebA faces
 here (724 steps each: 724 steps of stage 1, 3,620 of stage 2, x0.1 every epoch), Adam
-(0.9, 0.999; betas are not given in the paper), mixed precision, for a GPU. ``small`` = width
+(0.9, 0.999; betas are not given in the paper), mixed precision, identity losses from the
+distilled ``mid`` recognizer, for a GPU. ``small`` = width
 16 (generator and discriminators), batch 16, 900 steps: 300 of stage 1 (0.8 epoch), 600 of
 stage 2 (1.7 epochs), learning rates as the paper's, x0.5 every 300 steps (x0.1 per epoch
 would stop a run this short). Measured with one thread on a 2-core machine whose cores were
