@@ -10,7 +10,7 @@ trainable model's ``folder`` (``baselines/<folder>/configs`` and ``weights``).
 from occbench import registry
 
 _C2FDAN_ORDER = ("c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan-no-local",
-                 "c2fdan-no-style", "c2fdan")
+                 "c2fdan-no-style", "c2fdan", "c2fdan-pixel-fine")
 
 registry.completers.register("bvmr", "baselines.bvmr.adapter:BVMRCompleter", order=2)
 for _i, _name in enumerate(_C2FDAN_ORDER):

@@ -46,7 +46,9 @@ Variants (Table I ablations, :data:`VARIANTS`): ``c2fdan`` (full), ``c2fdan-coar
 network only), ``c2fdan-no-cross`` / ``c2fdan-no-self`` (fine network without that branch),
 ``c2fdan-no-local`` (generator as the full one; only the discriminators differ),
 ``c2fdan-no-style`` (generator and discriminators as the full one, trained without the style
-loss: lambda_style = 0; the paper's best face-recognition model, its Fig. 7 "ours"). A
+loss: lambda_style = 0; the paper's best face-recognition model, its Fig. 7 "ours"), and one
+that is not the paper's: ``c2fdan-pixel-fine`` (the full network, its pixel L1 losses on the
+fine output too: ``pixel_on_fine``). A
 variant's ``loss`` entry overrides the generator's loss weights (``task.WEIGHTS``).
 
 Configurations (``CONFIGS``; ``disc_width`` is the discriminators' w): ``paper`` (w = 64:
@@ -82,6 +84,10 @@ VARIANTS: dict[str, dict] = {
     "c2fdan-no-local": {"fine": True, "cross": True, "self_attention": True, "local": False},
     "c2fdan-no-style": {"fine": True, "cross": True, "self_attention": True, "local": True,
                         "loss": {"style": 0.0}},
+    # not one of the paper's rows: the pixel L1 losses also on the fine output I_f (the
+    # paper's losses leave I_f's colours to the perceptual/style/adversarial terms alone)
+    "c2fdan-pixel-fine": {"fine": True, "cross": True, "self_attention": True, "local": True,
+                          "pixel_on_fine": True},
 }
 
 

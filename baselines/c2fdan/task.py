@@ -239,7 +239,9 @@ class C2FDANTask(CelebATask):
         return C2FDANTrainer(generator, discriminators, recognizer,
                              stage1_steps=self.stage1_steps(cfg),
                              stage1_weights=opts.get("stage1_weights"),
-                             weights=self.loss_weights(cfg), pixel_on_fine=opts["pixel_on_fine"])
+                             weights=self.loss_weights(cfg),
+                             pixel_on_fine=opts["pixel_on_fine"]
+                             or self.variant.get("pixel_on_fine", False))
 
     def loss_weights(self, cfg: TrainConfig) -> dict:
         """Stage-2 loss weights: the defaults, the config's ``options.weights``, then the
