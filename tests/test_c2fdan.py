@@ -30,6 +30,7 @@ from baselines.c2fdan.model import (
 from baselines.c2fdan.task import FEATURES, C2FDANTask, C2FDANTrainer, load_recognizer
 from occbench import registry
 from occbench.errors import ConfigError, OccbenchError
+from occbench.models.torch_adapter import to_unit
 from occbench.models import create_completer, list_models
 from occbench.train.cli import config_path
 from occbench.train.data import LabelledFaces
@@ -37,7 +38,7 @@ from occbench.train.loop import TrainConfig, lr_factor, to_device
 from tests._tiny_training import train_tiny
 
 NAMES = ("c2fdan", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan-no-local",
-         "c2fdan-no-style")
+         "c2fdan-no-style", "c2fdan-pixel-fine")
 
 
 @pytest.fixture(autouse=True)
@@ -321,6 +322,23 @@ def test_a_few_steps_lower_the_losses_on_a_fixed_batch(tmp_path, lfw_faces):
     assert set(metrics) == {"bce", "l1_occ", "l1_nocc"} and loss.item() < first
 
 
+def test_pixel_fine_variant_adds_the_fine_output_to_the_pixel_losses(tmp_path, lfw_faces):
+    faces = LabelledFaces("lfw", None, lfw_faces[:2], np.zeros(2, np.int64), ["x"], ["0", "1"])
+    cfg = _cfg(tmp_path, batch_size=2, options={"stage1_steps": 0})
+    full, pixel = (C2FDANTask(n, "unused", faces=faces) for n in ("c2fdan", "c2fdan-pixel-fine"))
+    assert full.loss_weights(cfg) == pixel.loss_weights(cfg)
+    torch.manual_seed(0)
+    model = pixel.build(cfg).eval()
+    assert model.pixel_on_fine and not full.build(cfg).pixel_on_fine
+    batch = _batch(pixel, cfg, faces, 2)
+    _, with_fine = pixel.loss(model, batch, cfg, "g")
+    with torch.no_grad():
+        out = model.generator(to_unit(batch["face"]), full=True)
+    clean, mask = to_unit(batch["clean"]), batch["mask"][:, None].float()
+    coarse, fine = (L.normalised_l1(im, clean, mask).item() for im in (out.coarse, out.fine))
+    assert with_fine["l1_occ"] == pytest.approx(coarse + fine, rel=1e-5)
+
+
 def test_no_style_variant_drops_only_the_style_term(tmp_path, lfw_faces):
     faces = LabelledFaces("lfw", None, lfw_faces[:2], np.zeros(2, np.int64), ["x"], ["0", "1"])
     cfg = _cfg(tmp_path, batch_size=2, options={"stage1_steps": 0})
@@ -433,7 +451,7 @@ def test_names_registered_trainable_and_missing_weights(tmp_path):
     for name in NAMES:
         entry = registry.trainable.get(name)
         assert (entry.meta["folder"], entry.load().__module__) == ("c2fdan", "baselines.c2fdan.task")
-        for config in ("small", "paper"):
+        for config in ("small", "paper", "faces51k", "pixel-fine"):
             TrainConfig.load(config_path(name, config))
     with pytest.raises(OccbenchError, match="occbench train c2fdan-no-self --config small --data"):
         create_completer("c2fdan-no-self", weights=tmp_path / "missing.safetensors")
