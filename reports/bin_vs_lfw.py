@@ -27,6 +27,7 @@ from PIL import Image
 from occbench.align import align_dataset
 from occbench.data import load_dataset
 from occbench.data.pairs import dataset_pairs
+from occbench.imageio import atomic_write
 from occbench.runner import RunConfig, run
 
 HERE = Path(__file__).resolve().parent
@@ -45,10 +46,7 @@ def write_bin(data_root: Path, path: Path) -> int:
         return buf.getvalue()
 
     bins = [png(k) for p in pairs for k in (p.key1, p.key2)]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump((bins, [p.same for p in pairs]), f, protocol=4)
-    os.replace(tmp, path)
+    atomic_write(path, pickle.dumps((bins, [p.same for p in pairs]), protocol=4))
     return len(pairs)
 
 
@@ -80,16 +78,13 @@ def main(argv=None) -> int:
             for r in df.itertuples():
                 rows.append({"set": "lfw (pairs.txt)" if name == "lfw" else "lfw.bin",
                              "condition": "clean" if r.form == "none" else args.condition,
-                             "metric": r.metric, "value %": round(100 * r.value, 2), "n": r.n})
+                             "metric": r.metric, "value %": round(100 * r.value, 2)})
     table = (pd.DataFrame(rows).pivot_table(index=["condition", "metric"], columns="set",
                                             values="value %").reset_index())
     text = table.to_markdown(index=False)
     print(text)
-    out = Path(args.out)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(f"`{' '.join(['python reports/bin_vs_lfw.py'] + (sys.argv[1:] if argv is None else argv))}` "
-                       f"(onnx MobileFaceNet, flip-sum; {n} pairs):\n\n{text}\n")
-    os.replace(tmp_out, out)
+    command = " ".join(["python reports/bin_vs_lfw.py"] + (sys.argv[1:] if argv is None else argv))
+    atomic_write(args.out, f"`{command}` (onnx MobileFaceNet, flip-sum; {n} pairs):\n\n{text}\n".encode())
     return 0
 
 
