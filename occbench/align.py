@@ -289,11 +289,16 @@ class AlignedFaces:
     def landmarks68(self) -> np.ndarray:
         """(N, 68, 2) dlib landmarks of each aligned face in the 112 frame (computed once,
         cached with the alignment; see :func:`occbench.protocols.landmarks.landmarks68`)."""
+        return self.landmarks68_with(progress=True)
+
+    def landmarks68_with(self, progress: bool) -> np.ndarray:
+        """:attr:`landmarks68`, with a progress bar (when over 1,000 faces) only if
+        ``progress``."""
         if self._landmarks68 is None:
             from occbench.aligned_cache import cached_landmarks68
 
             self._landmarks68 = cached_landmarks68(self.images, self.digests, self.cache_path,
-                                                   progress=len(self) > 1000)
+                                                   progress=progress and len(self) > 1000)
         return self._landmarks68
 
     def digests_of(self, keys) -> list[str]:

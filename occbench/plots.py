@@ -120,10 +120,42 @@ def _palette(sns, order: list[str]) -> dict:
     return dict(zip(order, colours, strict=False))
 
 
+def _shared_reconstruction(df: pd.DataFrame, lines: set[str]) -> pd.DataFrame:
+    """SSIM rows of the models drawn as ``lines``, whichever recognizer's sweep measured them
+    (reconstruction does not depend on the recognizer): one row per (model, set, condition)."""
+    ssim = headline_rows(df).get("ssim", pd.DataFrame())
+    if ssim.empty:
+        return ssim
+    ssim = ssim.drop_duplicates(["model", "dataset", "form", "position", "size"]).copy()
+    ssim["line"] = ssim.model
+    return ssim[ssim.line.isin(lines)]
+
+
+def _legend(fig, axes, order: list[str], top: float) -> None:
+    """One legend entry per line drawn in any panel (a line measured at a few conditions only
+    is absent from the averaged panels but drawn in the per-size ones), in ``order``."""
+    found = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            found.setdefault(label, handle)
+    labels = [label for label in order if label in found]
+    fig.legend([found[label] for label in labels], labels, loc="upper center",
+               ncol=min(len(labels), 6), bbox_to_anchor=(0.5, top), frameon=False)
+
+
 def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     """Paper Fig. 7 for ``recognizer`` (and its -occ variant) -> fig7_<recognizer>.png/pdf."""
+    plt, _ = _plt()
+    fig = figure7(df, recognizer)
+    paths = _save(fig, out, f"fig7_{recognizer}")
+    plt.close(fig)
+    return paths
+
+
+def figure7(df: pd.DataFrame, recognizer: str):
+    """The matplotlib figure of :func:`fig7` (not saved)."""
     plt, sns = _plt()
-    df = _lines(df, recognizer)
+    all_rows, df = df, _lines(df, recognizer)
     ident = df[(df.protocol == "identification") & (df.metric == "tpir") & (df.form != NONE)]
     if ident.empty:
         raise ValueError(f"no identification rows for recognizer {recognizer!r}")
@@ -138,6 +170,7 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     fig, axes = plt.subplots(len(forms), ncols, figsize=(2.6 * ncols, 2.6 * len(forms) + 0.6),
                              squeeze=False)
     dmax = ident.groupby("line").D.transform("max")
+    ssim = _shared_reconstruction(all_rows, set(order))
     for i, form in enumerate(forms):
         f_ident = comparable(ident[ident.form == form])
         # TPIR vs rank at the largest D
@@ -153,7 +186,6 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
         ax.set_xscale("log")
         ax.set(xlabel="distractors D", ylabel="TPIR@1 %", title="TPIR@1 vs D")
         top = heads.get("tpir1", pd.DataFrame())
-        ssim = heads.get("ssim", pd.DataFrame())
         clean = top[top.form == NONE] if len(top) else top
         positions = by_form[form]
         for j in range(len(positions), width):  # panels this form has no position for
@@ -176,14 +208,10 @@ def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
             sub = ssim[(ssim.form == form) & (ssim.position == pos)] if len(ssim) else ssim
             _draw(ax, sub, "size", palette, order)
             ax.set(xlabel="size", ylabel="SSIM" if j == 0 else "", title=f"SSIM{at}")
-    handles, labels = axes[0, 1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
-               bbox_to_anchor=(0.5, 1.0 + 0.02), frameon=False)
+    _legend(fig, axes, order, 1.0 + 0.02)
     fig.suptitle(f"Recognizer {recognizer}: FaceScrub probes, LFW distractors", y=1.06)
     fig.tight_layout()
-    paths = _save(fig, out, f"fig7_{recognizer}")
-    plt.close(fig)
-    return paths
+    return fig
 
 
 def fig8(df: pd.DataFrame, out: Path, recognizer: str | None = None) -> list[Path]:
@@ -210,9 +238,7 @@ def fig8(df: pd.DataFrame, out: Path, recognizer: str | None = None) -> list[Pat
             _draw(ax, lm[(lm.form == form) & (lm.position == pos)], "size", palette, order)
             ax.set(xlabel="size", title=f"{form}, {pos}",
                    ylabel="NME (outer-eye distance)" if j == 0 else "")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6),
-               bbox_to_anchor=(0.5, 1.0 + 0.03), frameon=False)
+    _legend(fig, axes, order, 1.0 + 0.03)
     fig.suptitle("68-point landmark error against the clean face's landmarks (LFW)", y=1.08)
     fig.tight_layout()
     paths = _save(fig, out, "fig8_landmarks")

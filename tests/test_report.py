@@ -161,3 +161,32 @@ def test_every_line_gets_its_own_colour():
     for n in (3, 10, 12):
         colours = list(_palette(sns, [f"line {i}" for i in range(n)]).values())
         assert len(colours) == n and len(set(colours)) == n
+
+
+def test_fig7_legend_names_every_line_and_ssim_comes_from_any_recognizer():
+    import matplotlib.pyplot as plt
+
+    from occbench.plots import figure7
+
+    # a completer measured at one condition only (left out of the averaged panels) and a
+    # reconstruction row measured in another recognizer's sweep ("onnx")
+    rows = [_tpir("bvmr", "dlib", "rect", "eyes", 0.1, 0.55, D=D) for D in (10, 1000)]
+    rows += [_tpir("occluded", "dlib", "rect", "nose", size, 0.5, D=D)  # occluded: 4 conditions
+             for size in (0.05, 0.1) for D in (10, 1000)]
+    rows.append(Row("bvmr", "onnx", "facescrub", "reconstruction", "rect", "eyes", 0.1,
+                    "ssim", 0.85, 50, 0.84, 0.86))
+    rows.append(Row("c2fdan", "onnx", "facescrub", "reconstruction", "rect", "eyes", 0.1,
+                    "ssim", 0.9, 50, 0.79, 0.81))  # c2fdan's figure a second time: drawn once
+    df = pd.concat([_frame(), rows_to_frame(rows, {"test": True})], ignore_index=True)
+    fig = figure7(df, "dlib")
+    try:
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        averaged = {line.get_label() for line in fig.axes[1].get_lines()}
+        assert averaged == {"occluded", "c2fdan"}  # the panel the legend used to come from
+        assert legend == ["occluded", "occluded (dlib-occ)", "bvmr", "c2fdan"]
+        ssim_axes = [ax for ax in fig.axes if ax.get_title().startswith("SSIM")]
+        drawn = {line.get_label(): list(line.get_ydata()) for ax in ssim_axes
+                 for line in ax.get_lines()}
+        assert drawn["bvmr"] == [0.85] and drawn["c2fdan"] == [0.9]
+    finally:
+        plt.close(fig)

@@ -153,7 +153,7 @@ class Context:
 
         if cond.clean or not get_form(cond.form).needs_landmarks:
             return None
-        return faces.landmarks68
+        return faces.landmarks68_with(progress=self.progress)
 
     def fill(self, needs: list[Need], cond: Condition) -> None:
         """Compute what ``needs`` lack under ``cond`` (every rank its share), then wait for
