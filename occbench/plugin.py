@@ -45,6 +45,9 @@ registry.protocols.register("verification",
 registry.protocols.register("reconstruction",
                             "occbench.protocols.reconstruction:Reconstruction", default=3)
 registry.protocols.register("landmarks", "occbench.protocols.landmarks:Landmarks")
+registry.protocols.register(
+    "identification-clean-gallery",
+    "occbench.protocols.identification:IdentificationCleanGallery")
 
 # occlusion forms (instances: their sizes and aliases are read without drawing anything);
 # ``order``: their place in tables and figures

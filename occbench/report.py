@@ -1,7 +1,8 @@
 """Tables from the tidy results table alone (no recomputation).
 
 * :func:`summary_table`: one line per (model, recognizer, form, position, size) with the
-  headline figures: TPIR@1 at the largest D, LFW verification accuracy, PSNR and SSIM.
+  headline figures: TPIR@1 at the largest D (and of the clean-gallery variant where run), LFW
+  verification accuracy, PSNR and SSIM.
 * :func:`table1`: the paper's Table I: one row per (model, recognizer), TPIR@1 per position
   for rectangles and text averaged over sizes, the averages, LFW accuracy, PSNR, SSIM and the
   share of the occluded->clean gap a row closes.
@@ -25,6 +26,8 @@ from occbench.imageio import atomic_write
 from occbench.results import NONE
 
 KEYS = ["model", "recognizer", "form", "position", "size"]
+#: The identification variant with a clean gallery (its columns: ``TPIR@1 cg ...``).
+CLEAN_GALLERY = "identification-clean-gallery"
 
 
 def model_rank(model: str) -> float:
@@ -80,6 +83,11 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
         top["column"] = "TPIR@1 %"
         top["scale"], top["digits"] = 100.0, 2
         parts.append(top)
+    cg = df[(df.protocol == CLEAN_GALLERY) & (df.metric == "tpir") & (df["rank"] == 1)]
+    if not cg.empty:
+        top = cg[cg.D == cg.groupby(KEYS)["D"].transform("max")].copy()
+        top["column"], top["scale"], top["digits"] = "TPIR@1 cg %", 100.0, 2
+        parts.append(top)
     ver = df[(df.protocol == "verification") & (df.metric == "accuracy")].copy()
     if not ver.empty:
         ver["column"], ver["scale"], ver["digits"] = "LFW acc %", 100.0, 2
@@ -113,7 +121,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     if long.empty:
         return pd.DataFrame()
     wide = long.pivot_table(index=KEYS, columns="column", values="text", aggfunc="first")
-    order = [c for c in ("TPIR@1 %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU", "landmark NME")
+    order = [c for c in ("TPIR@1 %", "TPIR@1 cg %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU", "landmark NME")
              if c in wide]
     return wide[order].sort_index()
 
@@ -162,12 +170,14 @@ def write_report(df: pd.DataFrame, out: Path | None = None,
 def headline_rows(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The per-condition rows Table I and the figures average: ``tpir1`` (identification
     TPIR@1 at the largest D of each model/recognizer), ``lfw`` (verification accuracy),
-    ``psnr`` and ``ssim`` (reconstruction, probe set), ``nme`` (landmarks)."""
+    ``psnr`` and ``ssim`` (reconstruction, probe set), ``nme`` (landmarks), ``tpir1_cg``
+    (as ``tpir1``, of the clean-gallery identification variant)."""
     out = {}
-    ident = df[(df.protocol == "identification") & (df.metric == "tpir") & (df["rank"] == 1)]
-    if not ident.empty:
-        dmax = ident.groupby(["model", "recognizer"])["D"].transform("max")
-        out["tpir1"] = ident[ident.D == dmax]
+    for name, protocol in (("tpir1", "identification"), ("tpir1_cg", CLEAN_GALLERY)):
+        ident = df[(df.protocol == protocol) & (df.metric == "tpir") & (df["rank"] == 1)]
+        if not ident.empty:
+            dmax = ident.groupby(["model", "recognizer"])["D"].transform("max")
+            out[name] = ident[ident.D == dmax]
     out["lfw"] = df[(df.protocol == "verification") & (df.metric == "accuracy")]
     rec = df[(df.protocol == "reconstruction") & (df.dataset != "lfw")]
     out["psnr"] = rec[rec.metric == "psnr"]
@@ -215,7 +225,9 @@ def table1(df: pd.DataFrame, sizes: tuple | None = None,
 
     Columns: ``TPIR@1 clean``; ``TPIR@1 <form> <position>`` (mean over sizes), ``TPIR@1
     <form>`` and ``TPIR@1 avg`` (over positions and sizes); ``LFW clean``, ``LFW <form>``,
-    ``LFW avg``; ``PSNR``, ``SSIM`` (over every occluded condition); ``gap closed %``: (row's
+    ``LFW avg``; ``TPIR@1 cg <form>`` and ``TPIR@1 cg avg`` where the clean-gallery variant
+    (protocol ``identification-clean-gallery``) was run; ``PSNR``, ``SSIM`` (over every
+    occluded condition); ``gap closed %``: (row's
     TPIR@1 avg - occluded's) / (clean's - occluded's), where occluded and clean are the
     ``occluded`` model's occluded average and clean condition with the row's base recognizer
     (``resnet50`` for ``resnet50-occ``), in percent, over the same conditions as the row.
@@ -241,13 +253,15 @@ def table1(df: pd.DataFrame, sizes: tuple | None = None,
         f["column"] = column
         parts.append(f[who + ["column", "value", "half", "n", "k"]])
 
-    for metric, label, scale in (("tpir1", "TPIR@1", 100.0), ("lfw", "LFW", 100.0)):
+    for metric, label, scale in (("tpir1", "TPIR@1", 100.0), ("tpir1_cg", "TPIR@1 cg", 100.0),
+                                 ("lfw", "LFW", 100.0)):
         rows = heads.get(metric)
         if rows is None:
             continue
         clean = rows[rows.form == NONE]
         occ = rows[rows.form != NONE]
-        add(average(clean, who), f"{label} clean", scale)
+        if metric != "tpir1_cg":  # its clean condition is identification's
+            add(average(clean, who), f"{label} clean", scale)
         if metric == "tpir1":
             for (form, pos), sub in occ.groupby(["form", "position"]):
                 if pos != NONE:  # a form without positions: its form column says it all
@@ -292,13 +306,16 @@ def _gap_closed(tpir1: pd.DataFrame) -> pd.DataFrame:
 def _column_order(columns) -> list[str]:
     order = ["TPIR@1 clean"]
     # the forms and positions these columns name ("TPIR@1 <form> <position>", "LFW <form>")
-    forms = form_order({c.split()[1] for c in columns if c.startswith(("TPIR@1 ", "LFW "))}
+    plain = [c for c in columns if not c.startswith("TPIR@1 cg ")]
+    forms = form_order(({c.split()[-1] for c in columns if c.startswith(("TPIR@1 cg ", "LFW "))}
+                        | {c.split()[1] for c in plain if c.startswith("TPIR@1 ")})
                        - {"clean", "avg"})
-    positions = position_order({c.split()[2] for c in columns
+    positions = position_order({c.split()[2] for c in plain
                                 if c.startswith("TPIR@1 ") and len(c.split()) == 3})
     for form in forms:
         order += [f"TPIR@1 {form} {p}" for p in positions] + [f"TPIR@1 {form}"]
-    order += ["TPIR@1 avg", "gap closed %", "LFW clean"] + [f"LFW {f}" for f in forms]
+    order += ["TPIR@1 avg", "gap closed %"] + [f"TPIR@1 cg {f}" for f in forms]
+    order += ["TPIR@1 cg avg", "LFW clean"] + [f"LFW {f}" for f in forms]
     order += ["LFW avg", "PSNR", "SSIM"]
     return [c for c in order if c in set(columns)]
 

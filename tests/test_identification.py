@@ -25,7 +25,7 @@ def unit(x):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def reference(F, labels, X, order, sizes, eps=TIE_EPS, margin=MARGIN):
+def reference(F, labels, X, order, sizes, eps=TIE_EPS, margin=MARGIN, G=None):
     """Brute force: full float64 similarity matrix, explicit loops over pairs and subsets.
 
     Returns per pair and D the lowest and highest rank that float32 rounding allows
@@ -33,13 +33,14 @@ def reference(F, labels, X, order, sizes, eps=TIE_EPS, margin=MARGIN):
     data whose dot products are exact in float32).
     """
     F64, X64 = F.astype(np.float64), X.astype(np.float64)
+    G64 = F64 if G is None else G.astype(np.float64)  # the targets' features
     S = F64 @ X64.T
     lo, hi = [], []
     labels = np.asarray(labels)
     pairs = [(p, g) for who in np.unique(labels) for p in np.flatnonzero(labels == who)
              for g in np.flatnonzero(labels == who) if p != g]  # identity, probe, target order
     for p, g in pairs:
-        thr = F64[p] @ F64[g] - eps
+        thr = F64[p] @ G64[g] - eps
         lo_p, hi_p = [], []
         for D in sizes:
             s = S[p, order[:D]]
@@ -60,7 +61,7 @@ def check_against_reference(F, labels, X, seed=0, sizes=(10, 100, 1000), exact=F
     res = identify(F, labels, X, seed=seed, sizes=sizes, **kw)
     order = distractor_order(len(X), seed)
     lo, hi = reference(F, labels, X, order, res.sizes, kw.get("tie_eps", TIE_EPS),
-                       margin=0.0 if exact else MARGIN)
+                       margin=0.0 if exact else MARGIN, G=kw.get("gallery"))
     L = res.max_rank
     # Pairs come in the same order (identity, probe, target) as the reference's.
     assert (lo[:, -1].clip(max=L + 1) <= res.ranks).all() and (res.ranks <= hi[:, -1].clip(max=L + 1)).all()
@@ -132,6 +133,28 @@ def test_hand_case():
     np.testing.assert_allclose(res.cmc, [0.25, 0.75, 0.75])
     assert res.n_pairs == 4 and res.n_singletons == 1 and res.n_identities == 2
     assert list(res.identities) == ["A", "B", "C"]
+
+
+def test_clean_gallery_hand_case_and_reference():
+    # the hand case's probes, against targets represented by other ("clean") features
+    F = unit([[1, 0, 0], [0.6, 0.8, 0], [0, 0, 1], [0, 0.6, 0.8], [1, 1, 1]])
+    G = unit([[1, 0, 0], [0.96, 0.28, 0], [0, 0, 1], [0, 0.6, 0.8], [1, 1, 1]])
+    X = unit([[0.8, 0.6, 0], [0, 0.8, 0.6], [0, 1, 0]])
+    res = identify(F, ["A", "A", "B", "B", "C"], X, sizes=(1, 2), order=[0, 1, 2], gallery=G)
+    # s(p, g) = <F[p], G[g]>: (a1, a2) .96 (was .6: rank 2 -> 1), (a2, a1) .6, (b1, b2) .8,
+    # (b2, b1) .8; the distractor similarities are the hand case's
+    np.testing.assert_array_equal(res.ranks, [1, 4, 1, 2])
+    assert res.tpir_at_D == {1: 0.75, 2: 0.5, 3: 0.5} and res.settings["gallery"] == "clean"
+    # random data against the brute-force reference
+    rng = np.random.default_rng(6)
+    F, labels = clustered(rng, 6, [2, 3, 5, 8, 9, 1], 32, 1.0)
+    G = unit(F + 0.5 * rng.standard_normal(F.shape))
+    X = unit(rng.standard_normal((1500, 32)))
+    plain = identify(F, labels, X, seed=1, sizes=(10, 100, 1000))
+    with_g, lo, hi = check_against_reference(F, labels, X, seed=1, gallery=G)
+    assert not np.array_equal(plain.ranks, with_g.ranks)  # the gallery changes the ranks
+    with pytest.raises(ConfigError, match=r"gallery features of shape \(5, 32\)"):
+        identify(F, labels, X, gallery=G[:5])
 
 
 def test_copy_of_target_is_a_tie_against_it():

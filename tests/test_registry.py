@@ -298,3 +298,31 @@ def test_new_landmark_form_covers_the_eyes_of_real_faces(tmp_path, temporary, lf
     df = _run(tmp_path, forms=("eyebar",), sizes=None, protocols=("identification",))
     assert {("eyebar", "none", 0.5), ("eyebar", "none", 1.0)} <= set(
         zip(df.form, df.position, df["size"], strict=True))
+
+
+def test_clean_gallery_identification_on_the_toy_sets(tmp_path, temporary):
+    class Grey:
+        """Every occluded face completed to one fixed noise image: identical probe features."""
+
+        name, version, cache_outputs, outputs_clean = "grey", "1", False, False
+        cache_neutral = ()
+
+        def complete(self, occluded, clean=None):
+            noise = np.random.default_rng(0).integers(0, 256, occluded.shape[1:])
+            out = np.broadcast_to(noise.astype(occluded.dtype), occluded.shape).copy()
+            return out, np.ones(occluded.shape[:3], np.float32)
+
+    temporary(registry.completers, "grey", Grey)
+    protocols = ("identification", "identification-clean-gallery")
+    df = _run(tmp_path, model="grey", protocols=protocols)
+    top = df[(df.metric == "tpir") & (df["rank"] == 1)]
+    top = top[top.D == top.D.max()].set_index(["protocol", "form"]).value
+    # the same image as probe and target: the shared "occluder" makes every pair a match
+    assert top[("identification", "rect")] == top[("identification", "none")] == 1.0
+    # against the clean targets such probes cannot identify anyone: about chance
+    assert top[("identification-clean-gallery", "rect")] < 0.2
+    assert top[("identification-clean-gallery", "none")] < 0.2  # the completer ran on it too
+    # no completer: on the clean condition the gallery is the probes' own features
+    df = _run(tmp_path, protocols=protocols)
+    top = df[(df.metric == "tpir") & (df["rank"] == 1) & (df.form == "none")]
+    assert top.groupby("protocol").value.max().nunique() == 1

@@ -190,3 +190,29 @@ def test_fig7_legend_names_every_line_and_ssim_comes_from_any_recognizer():
         assert drawn["bvmr"] == [0.85] and drawn["c2fdan"] == [0.9]
     finally:
         plt.close(fig)
+
+
+def test_clean_gallery_columns():
+    from occbench.report import CLEAN_GALLERY, summary_table
+
+    def cg(model, form, pos, size, value):
+        return Row(model, "dlib", "facescrub", CLEAN_GALLERY, form, pos, size, "tpir", value,
+                   100, value - 0.01, value + 0.01, D=1000, rank=1)
+
+    extra = [cg("occluded", "none", "none", 0.0, 0.80), cg("occluded", "rect", "eyes", 0.05, 0.3),
+             cg("occluded", "rect", "eyes", 0.1, 0.5), cg("occluded", "text", "eyes", 0.3, 0.6)]
+    df = pd.concat([_frame(), rows_to_frame(extra, {"test": True})], ignore_index=True)
+    t = table1(df).set_index(["model", "recognizer", "column"])
+    assert t.loc[("occluded", "dlib", "TPIR@1 cg rect"), "value"] == pytest.approx(40.0)
+    assert t.loc[("occluded", "dlib", "TPIR@1 cg avg"), "value"] == pytest.approx(
+        100 * (0.3 + 0.5 + 0.6) / 3)
+    # the plain identification columns are unchanged by the variant's rows
+    assert t.loc[("occluded", "dlib", "TPIR@1 avg"), "value"] == pytest.approx(
+        100 * (0.4 + 0.6 + 0.7) / 3)
+    assert ("occluded", "dlib", "TPIR@1 cg clean") not in t.index
+    header = table1_markdown(table1(df)).splitlines()[2]
+    cols = [c.strip() for c in header.split("|")[1:-1]]
+    assert cols.index("gap closed %") < cols.index("TPIR@1 cg rect") < cols.index(
+        "TPIR@1 cg text") < cols.index("TPIR@1 cg avg") < cols.index("LFW rect")
+    wide = summary_table(df)
+    assert wide.loc[("occluded", "dlib", "rect", "eyes", 0.1), "TPIR@1 cg %"].startswith("50.00")

@@ -24,6 +24,12 @@ its rank-1 hit at a smaller D is a comparison with that D's maximum.
 
 Intervals: 95 % percentile bootstrap over probe identities (all pairs of a resampled
 identity come along), 1000 replicates, seeded.
+
+Clean-gallery variant (``gallery`` given; protocol ``identification-clean-gallery``): the
+target g is represented by ``gallery[g]``, its clean face's features, while the probe p stays
+occluded: s(p, g) = <F[p], gallery[g]>. In the paper's setting both images of a pair are
+occluded with the same form, size and position, so an occluder that looks alike on every face
+(a mask, sunglasses) can make p and g more alike; against a clean gallery it cannot.
 """
 
 from __future__ import annotations
@@ -156,13 +162,15 @@ def _check_order(order, n: int) -> np.ndarray:
     return order.astype(np.int64, copy=False)
 
 
-def _pair_similarities(F, probe, target, ident) -> np.ndarray:
-    """s(p, g) per pair (float64 of float32 dot products), one small Gram matrix per identity."""
+def _pair_similarities(F, probe, target, ident, G=None) -> np.ndarray:
+    """s(p, g) = <F[p], G[g]> per pair (G = F by default; float64 of float32 dot products), one
+    small Gram matrix per identity."""
+    G = F if G is None else G
     sim = np.empty(len(probe), dtype=np.float64)
     starts = np.flatnonzero(np.r_[True, ident[1:] != ident[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], len(ident)], strict=True):
         m = np.unique(probe[a:b])
-        S = F[m] @ F[m].T
+        S = F[m] @ G[m].T
         sim[a:b] = S[np.searchsorted(m, probe[a:b]), np.searchsorted(m, target[a:b])]
     return sim
 
@@ -171,7 +179,7 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
              sizes: Sequence[int] = DEFAULT_SIZES, order=None, n_distractors: int | None = None,
              max_rank: int = MAX_RANK, full_curve_up_to: int = FULL_CURVE_UP_TO,
              tie_eps: float = TIE_EPS, reps: int = DEFAULT_REPS, level: float = DEFAULT_LEVEL,
-             chunk_rows: int = DEFAULT_CHUNK_ROWS) -> IdentificationResult:
+             chunk_rows: int = DEFAULT_CHUNK_ROWS, gallery=None) -> IdentificationResult:
     """MegaFace-style identification of probe ``features`` against ``distractors``.
 
     ``features``: (n, d) probe-set embeddings; ``labels``: n identity labels (any sortable
@@ -183,6 +191,8 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
     D <= ``full_curve_up_to`` (default 10,000). Ties: see :data:`TIE_EPS`. Intervals:
     ``reps`` (1000) identity-bootstrap replicates at ``level`` (0.95), seeded by ``seed``.
     Identities with a single image give no pair and are only counted (``n_singletons``).
+    ``gallery``: (n, d) features of the same images used for the target of each pair (the
+    clean-gallery variant, see the module docstring); default ``features``.
     Raises ConfigError for inconsistent inputs and OccbenchError for NaN/inf or zero rows.
     """
     F = check_features(features, "probe features")
@@ -191,6 +201,11 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
         raise ConfigError(f"{len(F)} probe features but labels of shape {labels.shape}")
     if tie_eps < 0 or max_rank < 1:
         raise ConfigError(f"need tie_eps >= 0 and max_rank >= 1, got {tie_eps}, {max_rank}")
+    if gallery is not None:
+        gallery = check_features(gallery, "gallery features")
+        if gallery.shape != F.shape:
+            raise ConfigError(f"{F.shape} probe features but gallery features of shape "
+                              f"{gallery.shape}: one gallery row per probe image")
     probe, target, ident, identities = probe_pairs(labels)
     per_id = np.unique(labels, return_counts=True)[1]
     if not len(probe):
@@ -215,7 +230,7 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
     if res.n_rows != N:
         raise ConfigError(f"distractors: {res.n_rows} rows read but n_distractors={N}")
 
-    thr = _pair_similarities(F, probe, target, ident) - tie_eps
+    thr = _pair_similarities(F, probe, target, ident, gallery) - tie_eps
     # rank at the largest D: 1 + #(top-K similarities >= thr); K + 1 means beyond the top K.
     neg = -res.sims.astype(np.float64)  # ascending per row
     ranks = np.empty(len(probe), dtype=np.int64)
@@ -252,6 +267,7 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
         identities=identities, n_identities=G, n_singletons=int((per_id == 1).sum()),
         n_probe_images=len(F), n_distractors=N, max_rank=L,
         settings=dict(seed=seed, tie_eps=tie_eps, reps=reps, level=level,
+                      gallery="clean" if gallery is not None else "probes",
                       device=get_searcher().device, order="given" if order_given else "seed"),
     )
 
@@ -320,10 +336,13 @@ class Identification:
         return [Need(self.probes, self.config.probes),
                 Need(self.distractors, "distractors", clean_only=True)]
 
+    def _identify(self, ctx, cond) -> IdentificationResult:
+        return identify(ctx.features(self.probes, cond), self.labels, self._dis, seed=ctx.seed)
+
     def evaluate(self, ctx, cond):
         if not hasattr(self, "_dis"):
             self._dis = ctx.clean_features(self.distractors)
-        res = identify(ctx.features(self.probes, cond), self.labels, self._dis, seed=ctx.seed)
+        res = self._identify(ctx, cond)
         ds, n = self.config.probes, res.n_pairs
         rows = [ctx.row(self.name, ds, cond, "tpir", value, n, *res.ci_at_D[D], D=D, rank=1)
                 for D, value in res.tpir_at_D.items()]
@@ -332,3 +351,21 @@ class Identification:
             lo, hi = res.ci_at_rank.get(k, (np.nan, np.nan))
             rows.append(ctx.row(self.name, ds, cond, "tpir", value, n, lo, hi, D=D_max, rank=k))
         return rows
+
+
+class IdentificationCleanGallery(Identification):
+    """Identification with the occluded (completed) probe p against the clean face of its
+    target g (see the module docstring); the distractors are clean as always. Its clean
+    condition is :class:`Identification`'s."""
+
+    name = "identification-clean-gallery"
+
+    def needs(self, ctx):
+        from occbench.protocols.base import Need
+
+        return super().needs(ctx) + [Need(self.probes, f"{self.config.probes} clean",
+                                          clean_only=True)]
+
+    def _identify(self, ctx, cond):
+        return identify(ctx.features(self.probes, cond), self.labels, self._dis, seed=ctx.seed,
+                        gallery=ctx.clean_features(self.probes))
