@@ -1,0 +1,33 @@
+"""The issue-17 evaluation table of RESULTS.md (middle sizes; gap closed per completer x recognizer,
+PSNR / SSIM / mask IoU on the FaceScrub probes) from the committed sweep table alone.
+
+    python reports/summary_51k.py [reports/sweep/results.parquet]
+"""
+import sys
+
+import pandas as pd
+
+from occbench.report import table1
+
+df = pd.read_parquet(sys.argv[1] if len(sys.argv) > 1 else 'reports/sweep/results.parquet')
+models = ['occluded','bvmr','bvmr-51k','c2fdan-coarse','c2fdan-coarse-51k','c2fdan','c2fdan-51k','c2fdan-pixel-fine-51k']
+rows = {}
+for form in ('rect', 'text', None):
+    forms = (form,) if form else ('rect', 'text')
+    t = table1(df, sizes=('rect:0.1', 'text:0.3'), forms=forms)
+    t = t[t.model.isin(models)]
+    tag = form or 'avg'
+    for r in t.itertuples():
+        if r.column == 'gap closed %' and r.recognizer in ('dlib', 'resnet50', 'onnx'):
+            rows.setdefault(r.model, {})[f'gap {r.recognizer} {tag}'] = round(r.value, 1)
+        if r.column in ('PSNR', 'SSIM') and form and f'{r.column} {tag}' not in rows.get(r.model, {}):
+            rows.setdefault(r.model, {})[f'{r.column} {tag}'] = round(r.value, 2 if r.column == 'PSNR' else 3)
+        if r.column == 'TPIR@1 avg' and not form and r.recognizer in ('dlib', 'resnet50', 'onnx'):
+            rows.setdefault(r.model, {})[f'TPIR@1 {r.recognizer}'] = round(r.value, 2)
+q = df[(df.metric == 'mask_iou') & (df.dataset == 'facescrub') & df.model.isin(models)]
+q = q[((q.form == 'rect') & (q['size'] == 0.1)) | ((q.form == 'text') & (q['size'] == 0.3))]
+for (m, f), v in q.drop_duplicates(['model','form','position']).groupby(['model', 'form']).value.mean().items():
+    rows.setdefault(m, {})[f'IoU {f}'] = round(v, 3)
+out = pd.DataFrame(rows).T.reindex(models)
+cols = [c for c in ['TPIR@1 dlib','gap dlib rect','gap dlib text','gap dlib avg','TPIR@1 resnet50','gap resnet50 rect','gap resnet50 text','gap resnet50 avg','TPIR@1 onnx','gap onnx rect','gap onnx text','gap onnx avg','PSNR rect','PSNR text','SSIM rect','SSIM text','IoU rect','IoU text'] if c in out.columns]
+print(out[cols].to_markdown())
