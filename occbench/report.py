@@ -76,18 +76,12 @@ def _fmt_ci(value: float, lo: float, hi: float, scale: float, digits: int) -> st
 def headline(df: pd.DataFrame) -> pd.DataFrame:
     """Long table of the headline metrics, one row per KEYS + column name."""
     parts = []
-    ident = df[(df.protocol == "identification") & (df.metric == "tpir") & (df["rank"] == 1)]
-    if not ident.empty:
-        dmax = ident.groupby(KEYS)["D"].transform("max")
-        top = ident[ident.D == dmax].copy()
-        top["column"] = "TPIR@1 %"
-        top["scale"], top["digits"] = 100.0, 2
-        parts.append(top)
-    cg = df[(df.protocol == CLEAN_GALLERY) & (df.metric == "tpir") & (df["rank"] == 1)]
-    if not cg.empty:
-        top = cg[cg.D == cg.groupby(KEYS)["D"].transform("max")].copy()
-        top["column"], top["scale"], top["digits"] = "TPIR@1 cg %", 100.0, 2
-        parts.append(top)
+    for protocol, column in (("identification", "TPIR@1 %"), (CLEAN_GALLERY, "TPIR@1 cg %")):
+        ident = df[(df.protocol == protocol) & (df.metric == "tpir") & (df["rank"] == 1)]
+        if not ident.empty:
+            top = ident[ident.D == ident.groupby(KEYS)["D"].transform("max")].copy()
+            top["column"], top["scale"], top["digits"] = column, 100.0, 2
+            parts.append(top)
     ver = df[(df.protocol == "verification") & (df.metric == "accuracy")].copy()
     if not ver.empty:
         ver["column"], ver["scale"], ver["digits"] = "LFW acc %", 100.0, 2
@@ -121,8 +115,8 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     if long.empty:
         return pd.DataFrame()
     wide = long.pivot_table(index=KEYS, columns="column", values="text", aggfunc="first")
-    order = [c for c in ("TPIR@1 %", "TPIR@1 cg %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU", "landmark NME")
-             if c in wide]
+    order = [c for c in ("TPIR@1 %", "TPIR@1 cg %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU",
+                         "landmark NME") if c in wide]
     return wide[order].sort_index()
 
 

@@ -23,9 +23,8 @@ def _middle(df: pd.DataFrame, form: str, size: float) -> pd.DataFrame:
 
 def main(path: str) -> str:
     df = pd.read_parquet(path)
-    ident = df[df.protocol.isin(["identification", CG]) & (df.metric == "tpir") & (df["rank"] == 1)]
-    ident = ident[ident.D == ident.groupby(["model", "recognizer", "protocol"]).D.transform("max")]
-    lfw = headline_rows(df)["lfw"]
+    heads = headline_rows(df)  # TPIR@1 at the largest D of each protocol, LFW accuracy
+    ident, lfw = pd.concat([heads["tpir1"], heads["tpir1_cg"]]), heads["lfw"]
     rec = df[(df.protocol == "reconstruction") & (df.dataset != "lfw")]
     out = []
     for model in ("occluded", "bvmr-51k", "c2fdan-51k"):
