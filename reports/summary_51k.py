@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 
-from occbench.report import table1
+from occbench.report import headline_rows, table1
 
 df = pd.read_parquet(sys.argv[1] if len(sys.argv) > 1 else 'reports/sweep/results.parquet')
 models = ['occluded','bvmr','bvmr-51k','c2fdan-coarse','c2fdan-coarse-51k','c2fdan','c2fdan-51k','c2fdan-pixel-fine-51k']
@@ -31,3 +31,23 @@ for (m, f), v in q.drop_duplicates(['model','form','position']).groupby(['model'
 out = pd.DataFrame(rows).T.reindex(models)
 cols = [c for c in ['TPIR@1 dlib','gap dlib rect','gap dlib text','gap dlib avg','TPIR@1 resnet50','gap resnet50 rect','gap resnet50 text','gap resnet50 avg','TPIR@1 onnx','gap onnx rect','gap onnx text','gap onnx avg','PSNR rect','PSNR text','SSIM rect','SSIM text','IoU rect','IoU text'] if c in out.columns]
 print(out[cols].to_markdown())
+
+# LFW verification at the middle sizes (% over the 6,000 pairs): at the eyes, and the mean over
+# the four positions where all four were measured ('' where not)
+lfw = headline_rows(df)['lfw']
+lfw = lfw[lfw.model.isin(models) & lfw.recognizer.isin(['dlib', 'resnet50', 'onnx'])]
+cells = {}
+for m in ['clean'] + models:
+    for r in ('dlib', 'resnet50', 'onnx'):
+        for f, s in (('rect', 0.1), ('text', 0.3)):
+            src = lfw[(lfw.model == ('occluded' if m == 'clean' else m)) & (lfw.recognizer == r)]
+            part = src[(src.form == 'none')] if m == 'clean' else src[(src.form == f) & (src['size'] == s)]
+            eyes = part[part.position.isin(['eyes', 'none'])].value
+            cells.setdefault(m, {})[f'{r} {f} eyes'] = f'{100 * eyes.iloc[0]:.2f}' if len(eyes) else ''
+            if m != 'clean':
+                cells[m][f'{r} {f} avg'] = f'{100 * part.value.mean():.2f}' if part.position.nunique() == 4 else ''
+out = pd.DataFrame(cells).T.fillna('')
+out = out[[f'{r} {f} {k}' for r in ('dlib', 'resnet50', 'onnx') for f in ('rect', 'text') for k in ('eyes', 'avg')]]
+out = out.loc[(out != '').any(axis=1), (out != '').any()]
+print('\nLFW verification % (middle sizes; "eyes" = occluder at the eyes, "avg" = mean over the 4 positions):\n')
+print(out.to_markdown())
