@@ -83,8 +83,9 @@ def _line_order(labels) -> list[str]:
 
 
 def _draw(ax, data: pd.DataFrame, x: str, palette: dict, order: list[str], scale: float = 1.0,
-          marker: str | None = "o") -> None:
-    """One line per ``line`` with its band: ``value`` +- ``half`` (or ci_low..ci_high)."""
+          marker: bool = True) -> None:
+    """One line per ``line`` in its ``palette`` style (markers unless ``marker`` is False)
+    with its band: ``value`` +- ``half`` (or ci_low..ci_high)."""
     if data.empty:  # e.g. no reconstruction rows: an empty panel
         return
     for label in order:
@@ -96,9 +97,11 @@ def _draw(ax, data: pd.DataFrame, x: str, palette: dict, order: list[str], scale
             lo, hi = y - d.half.to_numpy() * scale, y + d.half.to_numpy() * scale
         else:
             lo, hi = d.ci_low.to_numpy() * scale, d.ci_high.to_numpy() * scale
-        ax.plot(d[x], y, marker=marker, markersize=3.5, label=label, color=palette[label])
+        style = palette[label]
+        ax.plot(d[x], y, marker=style["marker"] if marker else None, markersize=3.5, label=label,
+                color=style["color"], ls=style["ls"])
         if np.isfinite(lo).any():
-            ax.fill_between(d[x], lo, hi, alpha=0.18, color=palette[label], linewidth=0)
+            ax.fill_between(d[x], lo, hi, alpha=0.18, color=style["color"], linewidth=0)
 
 
 def _save(fig, out: Path, stem: str) -> list[Path]:
@@ -112,12 +115,19 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
+#: Beyond ten lines the tab10 colours repeat, each further ten with their own marker and dash
+#: pattern ("--" is left for the clean reference lines).
+_MARKERS, _DASHES = ("o", "s", "^", "D", "v"), ("-", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 3)))
+
+
 def _palette(sns, order: list[str]) -> dict:
-    """One distinct colour a line: tab10 up to ten lines, evenly spaced hues beyond (tab10
-    would repeat its colours)."""
-    n = max(len(order), 3)
-    colours = sns.color_palette("tab10" if n <= 10 else "husl", n)
-    return dict(zip(order, colours, strict=False))
+    """Each line's style: ``{"color", "marker", "ls"}``. Lines 0-9 take the tab10 colours (well
+    apart, unlike evenly spaced hues past ten); line i >= 10 the colour of i % 10 with the
+    marker and dash pattern of its ten, so no two lines look alike."""
+    colours = sns.color_palette("tab10", 10)
+    return {label: {"color": colours[i % 10], "marker": _MARKERS[i // 10 % len(_MARKERS)],
+                    "ls": _DASHES[i // 10 % len(_DASHES)]}
+            for i, label in enumerate(order)}
 
 
 def _shared_reconstruction(df: pd.DataFrame, lines: set[str]) -> pd.DataFrame:
@@ -176,7 +186,7 @@ def figure7(df: pd.DataFrame, recognizer: str):
         # TPIR vs rank at the largest D
         cmc = f_ident[(f_ident.D == dmax[f_ident.index]) & (f_ident["rank"] <= 1000)]
         ax = axes[i, 0]
-        _draw(ax, average(cmc, ["line", "rank"]), "rank", palette, order, 100, marker=None)
+        _draw(ax, average(cmc, ["line", "rank"]), "rank", palette, order, 100, marker=False)
         ax.set_xscale("log")
         ax.set(xlabel="rank", ylabel=f"{form_title(form)}\nTPIR %", title="TPIR vs rank")
         # TPIR@1 vs D
@@ -201,7 +211,7 @@ def figure7(df: pd.DataFrame, recognizer: str):
             _draw(ax, sub, "size", palette, order, 100)
             for r in clean.itertuples():  # the clean end of the gap, dashed
                 if r.line in palette:
-                    ax.axhline(100 * r.value, ls="--", lw=0.9, color=palette[r.line])
+                    ax.axhline(100 * r.value, ls="--", lw=0.9, color=palette[r.line]["color"])
             ax.set(xlabel="size", ylabel="TPIR@1 % (dashed: clean)" if j == 0 else "",
                    title=f"TPIR@1{at}")
             ax = axes[i, 2 + width + j]

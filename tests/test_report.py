@@ -153,14 +153,19 @@ def test_rank_panels_compare_the_conditions_every_line_has():
     assert len(comparable(df)) == 4
 
 
-def test_every_line_gets_its_own_colour():
+def test_every_line_gets_its_own_style():
     import seaborn as sns
 
     from occbench.plots import _palette
 
-    for n in (3, 10, 12):
-        colours = list(_palette(sns, [f"line {i}" for i in range(n)]).values())
-        assert len(colours) == n and len(set(colours)) == n
+    for n in (3, 10, 12, 25):
+        styles = list(_palette(sns, [f"line {i}" for i in range(n)]).values())
+        looks = {(s["color"], s["marker"], str(s["ls"])) for s in styles}
+        assert len(styles) == n and len(looks) == n
+        # the first ten: ten different colours, solid; none dashed like the clean lines
+        assert len({s["color"] for s in styles[:10]}) == min(n, 10)
+        assert all(s["ls"] == "-" for s in styles[:10])
+        assert all(s["ls"] != "--" for s in styles)
 
 
 def test_fig7_legend_names_every_line_and_ssim_comes_from_any_recognizer():
