@@ -164,8 +164,8 @@ def write_report(df: pd.DataFrame, out: Path | None = None,
 def headline_rows(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The per-condition rows Table I and the figures average: ``tpir1`` (identification
     TPIR@1 at the largest D of each model/recognizer), ``lfw`` (verification accuracy),
-    ``psnr`` and ``ssim`` (reconstruction, probe set), ``nme`` (landmarks), ``tpir1_cg``
-    (as ``tpir1``, of the clean-gallery identification variant)."""
+    ``psnr``, ``ssim`` and ``mask_iou`` (reconstruction, probe set), ``nme`` (landmarks),
+    ``tpir1_cg`` (as ``tpir1``, of the clean-gallery identification variant)."""
     out = {}
     for name, protocol in (("tpir1", "identification"), ("tpir1_cg", CLEAN_GALLERY)):
         ident = df[(df.protocol == protocol) & (df.metric == "tpir") & (df["rank"] == 1)]
@@ -174,8 +174,8 @@ def headline_rows(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
             out[name] = ident[ident.D == dmax]
     out["lfw"] = df[(df.protocol == "verification") & (df.metric == "accuracy")]
     rec = df[(df.protocol == "reconstruction") & (df.dataset != "lfw")]
-    out["psnr"] = rec[rec.metric == "psnr"]
-    out["ssim"] = rec[rec.metric == "ssim"]
+    for metric in ("psnr", "ssim", "mask_iou"):
+        out[metric] = rec[rec.metric == metric]
     out["nme"] = df[(df.protocol == "landmarks") & (df.metric == "nme")]
     return {k: v for k, v in out.items() if not v.empty}
 

@@ -10,6 +10,8 @@ import pandas as pd
 from occbench.report import headline_rows, table1
 
 df = pd.read_parquet(sys.argv[1] if len(sys.argv) > 1 else 'reports/sweep/results.parquet')
+heads = headline_rows(df)
+MIDDLE = (('rect', 0.1), ('text', 0.3))
 models = ['occluded','bvmr','bvmr-51k','c2fdan-coarse','c2fdan-coarse-51k','c2fdan','c2fdan-51k','c2fdan-pixel-fine-51k']
 rows = {}
 for form in ('rect', 'text', None):
@@ -24,8 +26,8 @@ for form in ('rect', 'text', None):
             rows.setdefault(r.model, {})[f'{r.column} {tag}'] = round(r.value, 2 if r.column == 'PSNR' else 3)
         if r.column == 'TPIR@1 avg' and not form and r.recognizer in ('dlib', 'resnet50', 'onnx'):
             rows.setdefault(r.model, {})[f'TPIR@1 {r.recognizer}'] = round(r.value, 2)
-q = df[(df.metric == 'mask_iou') & (df.dataset == 'facescrub') & df.model.isin(models)]
-q = q[((q.form == 'rect') & (q['size'] == 0.1)) | ((q.form == 'text') & (q['size'] == 0.3))]
+q = heads['mask_iou']
+q = pd.concat([q[(q.form == f) & (q['size'] == s) & q.model.isin(models)] for f, s in MIDDLE])
 for (m, f), v in q.drop_duplicates(['model','form','position']).groupby(['model', 'form']).value.mean().items():
     rows.setdefault(m, {})[f'IoU {f}'] = round(v, 3)
 out = pd.DataFrame(rows).T.reindex(models)
@@ -34,18 +36,20 @@ print(out[cols].to_markdown())
 
 # LFW verification at the middle sizes (% over the 6,000 pairs): at the eyes, and the mean over
 # the four positions where all four were measured ('' where not)
-lfw = headline_rows(df)['lfw']
+lfw = heads['lfw']
 lfw = lfw[lfw.model.isin(models) & lfw.recognizer.isin(['dlib', 'resnet50', 'onnx'])]
 cells = {}
-for m in ['clean'] + models:
+for r in ('dlib', 'resnet50', 'onnx'):  # the clean condition (stored with `occluded`) under each form's columns
+    clean = lfw[(lfw.model == 'occluded') & (lfw.recognizer == r) & (lfw.form == 'none')].value
+    for f, _ in MIDDLE:
+        cells.setdefault('clean', {})[f'{r} {f} eyes'] = f'{100 * clean.iloc[0]:.2f}' if len(clean) else ''
+for m in models:
     for r in ('dlib', 'resnet50', 'onnx'):
-        for f, s in (('rect', 0.1), ('text', 0.3)):
-            src = lfw[(lfw.model == ('occluded' if m == 'clean' else m)) & (lfw.recognizer == r)]
-            part = src[(src.form == 'none')] if m == 'clean' else src[(src.form == f) & (src['size'] == s)]
-            eyes = part[part.position.isin(['eyes', 'none'])].value
+        for f, s in MIDDLE:
+            part = lfw[(lfw.model == m) & (lfw.recognizer == r) & (lfw.form == f) & (lfw['size'] == s)]
+            eyes = part[part.position == 'eyes'].value
             cells.setdefault(m, {})[f'{r} {f} eyes'] = f'{100 * eyes.iloc[0]:.2f}' if len(eyes) else ''
-            if m != 'clean':
-                cells[m][f'{r} {f} avg'] = f'{100 * part.value.mean():.2f}' if part.position.nunique() == 4 else ''
+            cells[m][f'{r} {f} avg'] = f'{100 * part.value.mean():.2f}' if part.position.nunique() == 4 else ''
 out = pd.DataFrame(cells).T.fillna('')
 out = out[[f'{r} {f} {k}' for r in ('dlib', 'resnet50', 'onnx') for f in ('rect', 'text') for k in ('eyes', 'avg')]]
 out = out.loc[(out != '').any(axis=1), (out != '').any()]

@@ -17,15 +17,14 @@ COND = [("mask", 0.1), ("mask", 0.4), ("mask", 0.8), ("glasses", 1.2), ("glasses
         ("glasses", 2.0)]
 
 
-def _middle(df: pd.DataFrame, form: str, size: float) -> pd.DataFrame:
+def _at(df: pd.DataFrame, form: str, size: float) -> pd.DataFrame:
     return df[(df.form == form) & (df["size"] == size)]
 
 
 def main(path: str) -> str:
     df = pd.read_parquet(path)
-    heads = headline_rows(df)  # TPIR@1 at the largest D of each protocol, LFW accuracy
+    heads = headline_rows(df)  # TPIR@1 at the largest D of each protocol, LFW, probe-set quality
     ident, lfw = pd.concat([heads["tpir1"], heads["tpir1_cg"]]), heads["lfw"]
-    rec = df[(df.protocol == "reconstruction") & (df.dataset != "lfw")]
     out = []
     for model in ("occluded", "bvmr-51k", "c2fdan-51k"):
         rows = []
@@ -35,15 +34,15 @@ def main(path: str) -> str:
                 part = ident[(ident.model == model) & (ident.recognizer == recognizer)
                              & (ident.protocol == protocol)]
                 for form, size in COND:
-                    v = _middle(part, form, size).value
+                    v = _at(part, form, size).value
                     cells[f"{tag}{form} {size:g}"] = f"{100 * v.iloc[0]:.2f}" if len(v) else ""
                 if protocol == CG:  # the paper's forms, middle sizes, against the clean gallery
                     for form, size in (("rect", 0.1), ("text", 0.3)):
-                        v = _middle(part, form, size).value
+                        v = _at(part, form, size).value
                         cells[f"cg {form} {size:g}"] = f"{100 * v.mean():.2f}" if len(v) else ""
             part = lfw[(lfw.model == model) & (lfw.recognizer == recognizer)]
             for form, size in COND:
-                v = _middle(part, form, size).value
+                v = _at(part, form, size).value
                 cells[f"LFW {form} {size:g}"] = f"{100 * v.iloc[0]:.2f}" if len(v) else ""
             if any(v for k, v in cells.items() if k != "recognizer"):
                 rows.append(cells)
@@ -51,8 +50,8 @@ def main(path: str) -> str:
         table = table.loc[:, (table != "").any()]
         quality = []
         for metric in ("psnr", "ssim", "mask_iou"):
-            part = rec[(rec.model == model) & (rec.metric == metric)]
-            vals = [_middle(part, f, s).value for f, s in COND]
+            part = heads[metric][heads[metric].model == model]
+            vals = [_at(part, f, s).value for f, s in COND]
             quality.append(f"{metric} " + " / ".join(f"{v.iloc[0]:.3g}" if len(v) else "–"
                                                       for v in vals))
         out.append(f"`{model}` (TPIR@1 %, D = 13,219; `cg` = clean gallery; LFW %):\n\n"
