@@ -20,11 +20,24 @@ import numpy as np
 import torch
 
 
+def fill_error(image, clean, m) -> tuple[float, float]:
+    """(L1, colour bias) of ``image`` against ``clean`` inside the masks ``m`` (see above)."""
+    image = image.astype(np.float64)
+    l1 = np.mean([np.abs(image[i][m[i]] - clean[i][m[i]]).mean() for i in range(len(m))])
+    bias = np.mean([np.linalg.norm(image[i][m[i]].mean(0) - clean[i][m[i]].mean(0))
+                    for i in range(len(m))])
+    return float(l1), float(bias)
+
+
+def report(model: str, cond: str, output: str, l1: float, bias: float) -> None:
+    print(f"{model:14s} {cond} {output:10s} {l1:6.1f} {bias:11.1f}")
+
+
 def main(argv=None) -> int:
     from occbench.align import align_dataset
     from occbench.data import load_dataset
     from occbench.models import create_completer
-    from occbench.models.torch_adapter import to_unit, to_uint8
+    from occbench.models.torch_adapter import to_uint8, to_unit
     from occbench.occlusion import occlude_batch
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,15 +51,8 @@ def main(argv=None) -> int:
     for form, size in (("rect", 0.1), ("text", 0.3)):
         occ, masks, _ = occlude_batch(faces.images, faces.keys, form, size, "eyes")
         m = masks.astype(bool)
-
-        def report(model, name, image):
-            image = image.astype(np.float64)
-            l1 = np.mean([np.abs(image[i][m[i]] - clean[i][m[i]]).mean() for i in range(len(m))])
-            bias = np.mean([np.linalg.norm(image[i][m[i]].mean(0) - clean[i][m[i]].mean(0))
-                            for i in range(len(m))])
-            print(f"{model:14s} {form} {size:<9} {name:10s} {l1:6.1f} {bias:11.1f}")
-
-        report("-", "input", occ)
+        cond = f"{form} {size:<9}"
+        report("-", cond, "input", *fill_error(occ, clean, m))
         for model in args.models.split(","):
             comp = create_completer(model, device="cpu")
             outs = {"coarse I_c": [], "fine I_f": []}
@@ -58,7 +64,7 @@ def main(argv=None) -> int:
                         outs["fine I_f"].append(to_uint8(out.fine).numpy())
             for name, parts in outs.items():
                 if parts:
-                    report(model, name, np.concatenate(parts))
+                    report(model, cond, name, *fill_error(np.concatenate(parts), clean, m))
     return 0
 
 
