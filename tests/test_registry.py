@@ -300,6 +300,26 @@ def test_new_landmark_form_covers_the_eyes_of_real_faces(tmp_path, temporary, lf
         zip(df.form, df.position, df["size"], strict=True))
 
 
+def test_identity_reuses_the_clean_faces_features_on_the_clean_condition(tmp_path, monkeypatch):
+    from occbench.models.fake import FakeRecognizer
+
+    embedded = []
+    real = FakeRecognizer.embed
+    monkeypatch.setattr(FakeRecognizer, "embed",
+                        lambda self, faces: embedded.append(len(faces)) or real(self, faces))
+    plain = _run(tmp_path / "a", protocols=("identification",))
+    alone = sum(embedded)
+    embedded.clear()
+    both = _run(tmp_path / "b", protocols=("identification", "identification-clean-gallery"))
+    # `occluded` on the clean condition outputs the faces as they are: the clean gallery's
+    # features of the probes are the ones its clean condition already embedded
+    assert sum(embedded) == alone > 0
+    cols = ["form", "size", "metric", "D", "rank", "value"]
+    pd.testing.assert_frame_equal(
+        plain[cols].reset_index(drop=True),
+        both.loc[both.protocol == "identification", cols].reset_index(drop=True))
+
+
 def test_clean_gallery_identification_on_the_toy_sets(tmp_path, temporary):
     class Grey:
         """Every occluded face completed to one fixed noise image: identical probe features."""

@@ -38,6 +38,10 @@ class Completer(ABC):
     # embeds the clean faces once and reuses them for every condition (no per-condition
     # features, and no reconstruction figures: they would be PSNR inf, SSIM 1).
     outputs_clean: bool = False
+    # True for the identity (returns its input unchanged): on the clean condition its output is
+    # the clean face, so the runner reuses the features of the faces as they are (the store the
+    # oracle and the clean-gallery protocol use) instead of embedding them again.
+    returns_input: bool = False
     # True for a completer slow enough that its outputs are worth caching on disk
     # (occbench.completions): then it runs once per image and condition, whatever the recognizer.
     cache_outputs: bool = False

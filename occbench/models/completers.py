@@ -12,6 +12,7 @@ class OccludedCompleter(Completer):
     """No-op: returns the occluded face unchanged and predicts no mask (lower bound)."""
 
     name = "occluded"
+    returns_input = True
 
     def complete(self, occluded, clean=None):
         occluded = np.asarray(occluded, dtype=np.uint8)

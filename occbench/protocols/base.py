@@ -128,10 +128,16 @@ class Context:
     def _oracle(self) -> bool:
         return bool(self.completer.outputs_clean)
 
+    def _outputs_faces_as_they_are(self, cond: Condition) -> bool:
+        """Whether the completer's output under ``cond`` is the clean face itself: always for
+        an oracle, on the clean condition for the identity (``returns_input``)."""
+        c = self.completer
+        return self._oracle() or (cond.clean and bool(getattr(c, "returns_input", False)))
+
     def _feature_store(self, cond: Condition, clean_faces: bool = False) -> FeatureStore:
         """Features of the completed faces under ``cond``, or of the faces as they are."""
         r = self.recognizer
-        if clean_faces or self._oracle():  # an oracle's output is the clean face
+        if clean_faces or self._outputs_faces_as_they_are(cond):
             return FeatureStore(self.cache, self.recognizer_tag, "none", CLEAN,
                                 self.align_version, r.dim)
         return FeatureStore(self.cache, self.recognizer_tag, self.completer_tag, cond,
@@ -165,7 +171,7 @@ class Context:
             faces = need.faces
             common = dict(rank=self.rank, world=self.world, progress=self.progress,
                           contents=faces.digests)
-            if need.features and (need.clean_only or self._oracle()):
+            if need.features and (need.clean_only or self._outputs_faces_as_they_are(cond)):
                 extract(self._feature_store(cond, clean_faces=True), faces.keys, faces.images,
                         CLEAN, None, self.recognizer, batch_size=bs,
                         desc=f"clean faces {need.what}", **common)
