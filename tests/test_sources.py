@@ -144,3 +144,22 @@ def test_completion_tasks_train_on_a_sources_file_from_init_weights(name, arch, 
     assert [s["source"] for s in prov["data"]["sources"]] == ["celeba"]
     assert prov["init"]["path"] == str(tmp_path / "start.safetensors")
     assert prov["init"]["missing"] == []  # every tensor of the shipped network came from it
+
+
+def test_holdout_takes_whole_identities_independent_of_order():
+    from occbench.train.data import holdout_mask, holdout_pairs
+
+    rng = np.random.default_rng(0)
+    identities = [f"celeba:{i}" for i in range(50)]
+    labels = np.r_[np.repeat(np.arange(50), 7), -np.ones(40, np.int64)]  # 40 unlabelled
+    held = holdout_mask(identities, labels, 30)
+    taken = set(labels[held])
+    assert -1 not in taken and 30 <= held.sum() < 30 + 7  # stops after reaching 30
+    assert all((labels[held] == t).sum() == 7 == (labels == t).sum() for t in taken)
+    order = rng.permutation(len(labels))  # the same faces in another order: the same people
+    assert set(labels[order][holdout_mask(identities, labels[order], 30)]) == taken
+    assert not holdout_mask(identities, labels, 0).any()
+    a, b, same = holdout_pairs(labels[held], seed=1)
+    lab = labels[held]
+    assert same.sum() == (~same).sum() == len(taken) * 6  # consecutive pairs, 6 per person
+    assert (lab[a[same]] == lab[b[same]]).all() and (lab[a[~same]] != lab[b[~same]]).all()

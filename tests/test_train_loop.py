@@ -147,7 +147,11 @@ def test_provenance_records_the_run(tmp_path):
     assert prov["data"] == {"set": "toy", "images": 64} and prov["steps"] == 4
     assert prov["seed"] == 3 and prov["config"]["lr"] == 0.1 and prov["git_commit"]
     assert set(prov["final"]) == {"loss", "acc"} and prov["curve"][-1]["step"] == 4
-    assert prov["amp"] is False and prov["images_per_s"] > 0
+    assert prov["precision"] == loop.precision(TrainConfig(), torch.device("cpu"))
+    assert prov["threads"] == torch.get_num_threads() >= 1 and prov["images_per_s"] > 0
+    (session,) = prov["sessions"]
+    assert session["steps"] == 4 and session["images"] == 32 and session["images_per_s"] > 0
+    assert session["precision"] == prov["precision"] and session["wall_seconds"] > 0
 
 
 def test_too_little_data_for_one_batch(tmp_path):
@@ -157,8 +161,8 @@ def test_too_little_data_for_one_batch(tmp_path):
 
 def test_torchrun_two_gloo_processes(tmp_path):
     """2 ranks of batch 4 == 1 process of batch 8 (DDP averages the gradients); rank 0
-    alone writes the weights."""
-    cfg = {"arch": "tiny", "steps": 2, "batch_size": 4, "lr": 0.1, "warmup": 1,
+    alone writes the weights (float32: bf16 rounds a batch of 4 unlike one of 8)."""
+    cfg = {"arch": "tiny", "steps": 2, "batch_size": 4, "lr": 0.1, "warmup": 1, "amp": False,
            "checkpoint_every": 1, "seed": 3, "options": {"dropout": 0.0}}
     (tmp_path / "ddp.json").write_text(json.dumps(cfg))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
@@ -222,3 +226,95 @@ def test_init_starts_from_a_weights_file_and_records_it(tmp_path):
     with pytest.raises(ConfigError, match="not a readable safetensors"):
         train(ToyTask(), _cfg(tmp_path, "y.json", init=str(tmp_path / "junk.safetensors")),
               tmp_path / "e", progress=False)
+
+
+def test_precision_follows_the_hardware(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loop.precision(TrainConfig(amp=False), cpu) == "fp32"
+    assert loop.precision(TrainConfig(amp=False), cuda) == "fp32"
+    assert loop.precision(TrainConfig(), cuda) == "fp16"
+    monkeypatch.setattr(loop, "cpu_runs_bf16", lambda: True)
+    assert loop.precision(TrainConfig(), cpu) == "bf16"
+    monkeypatch.setattr(loop, "cpu_runs_bf16", lambda: False)
+    assert loop.precision(TrainConfig(), cpu) == "fp32"
+
+
+def test_bf16_training_runs_bf16_and_records_it(tmp_path, monkeypatch):
+    """Under bf16 autocast the toy's linear layers compute in bf16 (the loss differs from the
+    float32 run's in the low bits, not by more), and the provenance says bf16."""
+    if not loop.cpu_runs_bf16():
+        pytest.skip("this CPU has no native bf16")
+    runs = {}
+    for amp in (True, False):
+        path = train(ToyTask(), _cfg(tmp_path, f"{amp}.json", amp=amp), tmp_path / str(amp),
+                     progress=False)
+        runs[amp] = json.loads(path.with_suffix(".json").read_text())
+    assert runs[True]["precision"] == "bf16" and runs[False]["precision"] == "fp32"
+    a, b = runs[True]["final"]["loss"], runs[False]["final"]["loss"]
+    assert a != b and a == pytest.approx(b, rel=0.05)
+
+
+def test_use_all_cores(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OCCBENCH_THREADS", raising=False)
+        assert loop.use_all_cores() == (os.cpu_count() or 1) == torch.get_num_threads()
+        monkeypatch.setenv("OCCBENCH_THREADS", "1")
+        assert loop.use_all_cores() == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_config_base_and_overrides(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(
+        {"arch": "tiny", "steps": 10, "lr": 0.5, "options": {"x": 1, "y": 2}}))
+    (tmp_path / "b.json").write_text(json.dumps({"base": "a", "steps": 20,
+                                                 "options": {"y": 3}}))
+    cfg = TrainConfig.load(tmp_path / "b.json")
+    assert (cfg.arch, cfg.steps, cfg.lr, cfg.options) == ("tiny", 20, 0.5, {"x": 1, "y": 3})
+    (tmp_path / "c.json").write_text(json.dumps({"base": "c"}))
+    with pytest.raises(ConfigError, match="cycle"):
+        TrainConfig.load(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text(json.dumps({"base": "nowhere"}))
+    with pytest.raises(ConfigError, match="nowhere.json not found"):
+        TrainConfig.load(tmp_path / "d.json")
+    (tmp_path / "e.json").write_text(json.dumps({"base": "a", "colour": "red"}))
+    with pytest.raises(ConfigError, match="unknown keys"):
+        TrainConfig.load(tmp_path / "e.json")
+
+
+def test_every_shipped_config_loads():
+    """Each config under baselines/*/configs (with its base) is a valid TrainConfig."""
+    paths = sorted(REPO.glob("baselines/*/configs/*.json"))
+    assert paths
+    for path in paths:
+        TrainConfig.load(path)
+
+
+class EvalToyTask(ToyTask):
+    """ToyTask with a held-out figure: the loss of the current weights on fixed points."""
+
+    def evaluate(self, model, cfg):
+        assert not model.training and not torch.is_grad_enabled()
+        x = torch.linspace(-1, 1, 32).reshape(4, 8)
+        return {"out": model(x).float().abs().mean().item()}
+
+
+def test_held_out_curve_every_eval_every_steps_and_after_resume(tmp_path):
+    cfg = _cfg(tmp_path, steps=6, eval_every=2, checkpoint_every=5)
+    full = train(EvalToyTask(), cfg, tmp_path / "full", progress=False)
+    evals = json.loads(full.with_suffix(".json").read_text())["evals"]
+    assert [e["step"] for e in evals] == [0, 2, 4, 6]
+    assert [e["images"] for e in evals] == [0, 16, 32, 48]
+    assert len({e["out"] for e in evals}) == 4  # the weights moved between points
+    # cut at step 3, resumed: the points of the full run, plus the resumed session's start
+    assert train(EvalToyTask(), cfg, tmp_path / "cut", until=3, progress=False) is None
+    resumed = train(EvalToyTask(), cfg, tmp_path / "cut", resume=True, progress=False)
+    again = json.loads(resumed.with_suffix(".json").read_text())["evals"]
+    assert [(e["step"], e["session"]) for e in again] == [(0, 0), (2, 0), (3, 1), (4, 1), (6, 1)]
+    by_step = {e["step"]: e["out"] for e in evals}
+    assert all(e["out"] == pytest.approx(by_step[e["step"]], abs=1e-6)
+               for e in again if e["step"] in by_step)
+    # without eval_every the task's evaluate is never called
+    plain = train(EvalToyTask(), _cfg(tmp_path, "plain.json"), tmp_path / "plain", progress=False)
+    assert json.loads(plain.with_suffix(".json").read_text())["evals"] == []

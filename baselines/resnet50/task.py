@@ -100,12 +100,45 @@ class ResNetTask(CelebATask):
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
         self.use_sources(cfg)
         p = cfg.options.get("occlusion_p", 0.5) if self.name == "resnet50-occ" else 0.0
+        train, self.held = self.split(cfg)
         if cfg.options.get("loss") == "distill":
             self.targets = self.teacher_embeddings(cfg)
             # the item's "label" is its index: the loss looks its teacher embedding up
             return FaceDataset(self.faces.images, np.arange(len(self.faces)), cfg.seed,
-                               occlusion_p=p)
-        return FaceDataset(self.faces.images, self.faces.labels, cfg.seed, occlusion_p=p)
+                               occlusion_p=p, subset=train)
+        return FaceDataset(self.faces.images, self.faces.labels, cfg.seed, occlusion_p=p,
+                           subset=train)
+
+    def _held_out_set(self, cfg: TrainConfig) -> dict:
+        """The held-out faces, clean and occluded (one training occlusion each, seeded by the
+        face's position), and their verification pairs; built once."""
+        if getattr(self, "_held_set", None) is None:
+            from occbench.occlusion import sample_training_occlusion
+            from occbench.train.data import holdout_pairs
+
+            clean = self.faces.images[self.held]
+            occluded = np.stack([sample_training_occlusion(
+                f, np.random.default_rng([cfg.seed, 7919, i]))[0] for i, f in enumerate(clean)])
+            a, b, same = holdout_pairs(self.faces.labels[self.held], cfg.seed)
+            self._held_set = {"clean": clean, "occluded": occluded, "pairs": (a, b, same)}
+            if getattr(self, "targets", None) is not None:
+                t = self.targets[self.held].numpy()
+                self.held_out["teacher_acc"] = round(_pair_accuracy(t, a, b, same), 5)
+        return self._held_set
+
+    def evaluate(self, model: nn.Module, cfg: TrainConfig) -> dict[str, float]:
+        """Held-out figures of the student: verification accuracy on pairs of held-out
+        identities (10 folds, threshold from the other nine) of clean and of occluded faces,
+        and (distillation) the mean cosine to the teacher's embedding of the clean face."""
+        held = self._held_out_set(cfg)
+        out = {}
+        for kind in ("clean", "occluded"):
+            emb = _embed(model.backbone, held[kind])
+            out[f"acc_{kind}"] = _pair_accuracy(emb, *held["pairs"])
+            if getattr(self, "targets", None) is not None:
+                t = self.targets[self.held].numpy()
+                out[f"cos_{kind}"] = float((emb * t).sum(1).mean())
+        return out
 
     def teacher_embeddings(self, cfg: TrainConfig) -> torch.Tensor:
         """The teacher's L2-normalised embeddings of the clean training faces (N, dim), from the
@@ -159,6 +192,22 @@ class ResNetTask(CelebATask):
     def load_weights(self, model: nn.Module, tensors: dict[str, torch.Tensor]):
         """The inverse of :meth:`weights` (config ``init``): (missing, unexpected) keys."""
         return model.backbone.load_state_dict(tensors, strict=False)
+
+
+def _embed(backbone: nn.Module, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    """L2-normalised float32 embeddings of uint8 faces (the caller sets eval / no_grad)."""
+    device = next(backbone.parameters()).device
+    out = [backbone.embed(backbone.preprocess(torch.as_tensor(faces[s:s + batch], device=device)))
+           .float().cpu() for s in range(0, len(faces), batch)]
+    return F.normalize(torch.cat(out), dim=1).numpy()
+
+
+def _pair_accuracy(emb: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray) -> float:
+    """10-fold verification accuracy of cosine scores of pairs (a[i], b[i])."""
+    from occbench.protocols.verification import verify_scores
+
+    scores = (emb[a] * emb[b]).sum(1)
+    return verify_scores(scores, same, np.arange(len(same)) % 10).mean
 
 
 def make_task(name: str, data_root: str | Path, limit: int | None = None) -> ResNetTask:

@@ -56,6 +56,51 @@ def load_celeba(data_root: str | Path, limit: int | None = None,
                          int((~faces.aligned).sum()))
 
 
+def holdout_mask(identities: list[str], labels: np.ndarray, n: int) -> np.ndarray:
+    """Which faces to keep out of training: whole labelled identities (two faces or more),
+    taken in the order of their names' SHA-1 until at least ``n`` faces are held out. The
+    choice depends on the names and counts only, not on the order of the faces."""
+    import hashlib
+
+    labels = np.asarray(labels)
+    held = np.zeros(len(labels), dtype=bool)
+    if n <= 0:
+        return held
+    counts = np.bincount(labels[labels >= 0], minlength=len(identities))
+    order = sorted((hashlib.sha1(name.encode()).hexdigest(), i)
+                   for i, name in enumerate(identities) if counts[i] >= 2)
+    for _, i in order:
+        if held.sum() >= n:
+            break
+        held |= labels == i
+    return held
+
+
+def holdout_pairs(labels: np.ndarray, seed: int = 0, per_identity: int = 10
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Verification pairs among held-out faces: up to ``per_identity`` same-person pairs per
+    identity (consecutive faces) and as many different-person pairs (seeded). Returns
+    (index a, index b, same) into ``labels``."""
+    labels = np.asarray(labels)
+    same_a, same_b = [], []
+    for lab in np.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        for j in range(min(per_identity, len(idx) - 1)):
+            same_a.append(idx[j])
+            same_b.append(idx[j + 1])
+    rng = np.random.default_rng(seed)
+    diff_a, diff_b = [], []
+    while len(diff_a) < len(same_a):
+        i, j = rng.integers(0, len(labels), 2)
+        if labels[i] != labels[j]:
+            diff_a.append(i)
+            diff_b.append(j)
+    a = np.array(same_a + diff_a, dtype=np.int64)
+    b = np.array(same_b + diff_b, dtype=np.int64)
+    same = np.r_[np.ones(len(same_a), bool), np.zeros(len(diff_a), bool)]
+    return a, b, same
+
+
 class CelebATask:
     """What every training task of ``baselines/`` shares: its name and the aligned faces it
     trains on, loaded on first use: ``<data_root>/celeba`` (the first ``limit`` images if
@@ -85,10 +130,20 @@ class CelebATask:
         self._faces, self.report = load_training_faces(path if path.is_absolute() else REPO / path,
                                                        limit=self.limit)
 
+    def split(self, cfg) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the training faces and of the held-out faces (``cfg.holdout``, whole
+        identities, see :func:`holdout_mask`)."""
+        held = holdout_mask(self.faces.identities, self.faces.labels, cfg.holdout)
+        self.held_out = {"faces": int(held.sum()),
+                         "identities": int(len(np.unique(self.faces.labels[held])))}
+        return np.flatnonzero(~held), np.flatnonzero(held)
+
     def describe(self) -> dict:
         out = self.faces.describe()
         if getattr(self, "report", None):
             out["sources"] = self.report
+        if getattr(self, "held_out", None):
+            out["held_out"] = self.held_out
         return out
 
 
@@ -102,22 +157,27 @@ class FaceDataset(torch.utils.data.Dataset):
     (all zero when not occluded), as a completion network needs.
 
     Defaults: ``flip=True``, ``occlusion_p=0.0`` (no occlusion), ``with_clean=False``.
+    ``subset``: item i is face ``subset[i]`` of ``images`` / ``labels`` (no copy of the faces).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, seed: int = 0, *,
-                 flip: bool = True, occlusion_p: float = 0.0, with_clean: bool = False):
+                 flip: bool = True, occlusion_p: float = 0.0, with_clean: bool = False,
+                 subset: np.ndarray | None = None):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
+        self.subset = None if subset is None else np.asarray(subset, dtype=np.int64)
         self.seed, self.flip = seed, flip
         self.occlusion_p, self.with_clean = occlusion_p, with_clean
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) if self.subset is None else len(self.subset)
 
     def __getitem__(self, key) -> dict[str, np.ndarray]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch, i])
+        if self.subset is not None:
+            i = int(self.subset[i])
         face = self.images[i]
         if self.flip and rng.random() < 0.5:
             face = face[:, ::-1]

@@ -12,8 +12,16 @@ tensors to ship. :func:`train` does the rest the same way for every model:
 * **Progress**: a tqdm bar (rank 0) with the running loss and metrics.
 * **Checkpoints**: ``<out>/checkpoint.pt`` every ``checkpoint_every`` steps, written
   atomically (temp file + rename); ``resume=True`` continues from it.
-* **Mixed precision** on CUDA (``torch.autocast`` float16 + ``GradScaler``; ``amp: false``
-  turns it off); plain float32 on the CPU.
+* **Mixed precision** (``amp: true``, the default): float16 autocast + ``GradScaler`` on CUDA;
+  bfloat16 autocast on a CPU that runs bf16 natively (AVX512-BF16 / AMX, asked of oneDNN),
+  float32 on any other CPU. Losses the tasks compute under ``autocast(enabled=False)``,
+  the parameters and the optimiser state stay float32. ``amp: false`` = float32 everywhere.
+* **Every core**: the process uses ``cpu_count / processes`` threads (``OCCBENCH_THREADS``
+  overrides); a training should run alone on the machine.
+* **Held-out curve**: with ``eval_every`` > 0 and a task that has ``evaluate(model, cfg)``
+  (figures on faces kept out of training, see ``holdout``), rank 0 evaluates before the first
+  step of a session, every ``eval_every`` steps and at the end; the figures, with the images
+  seen, go to the checkpoint and the provenance (``evals``).
 * **Data parallel** under torchrun: ``DistributedDataParallel`` (gloo on CPU, nccl on GPU),
   every rank on its DistributedSampler share; ``batch_size`` is per process. Rank 0 alone
   writes checkpoints, weights and provenance.
@@ -50,7 +58,7 @@ from occbench.imageio import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 # Config keys that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "workers")
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "workers", "eval_every")
 
 
 @dataclass
@@ -70,7 +78,7 @@ class TrainConfig:
     decay: float = 0.1  # step: lr *= decay every decay_every steps
     decay_every: int = 0  # step: 0 = every epoch
     clip_grad: float = 0.0  # max gradient norm; 0 = no clipping
-    amp: bool = True  # float16 autocast + GradScaler on CUDA (never on the CPU)
+    amp: bool = True  # fp16 autocast + GradScaler on CUDA, bf16 autocast on a bf16-native CPU
     channels_last: bool = True  # NHWC conv weights: ~1.3x faster on CPU, tensor cores on GPU
     seed: int = 0
     checkpoint_every: int = 200  # steps
@@ -81,11 +89,15 @@ class TrainConfig:
     # weights file <task>-<arch>-<tag>.safetensors instead of <task>-<arch>.safetensors: a
     # second set of weights of the same architecture (e.g. trained on other data)
     tag: str = ""
+    holdout: int = 0  # faces (whole identities) kept out of training for the held-out curve
+    eval_every: int = 0  # steps between held-out evaluations (0 = none)
     options: dict[str, Any] = field(default_factory=dict)  # task-specific settings
 
     @classmethod
-    def load(cls, path: str | Path, **overrides) -> TrainConfig:
-        """Read a JSON config; ``overrides`` that are not None replace its values."""
+    def read(cls, path: str | Path, _seen: tuple = ()) -> dict:
+        """The settings of a JSON config file, with its ``base`` resolved: ``"base": "distill"``
+        (a config beside it, or a ``.json`` path relative to it) supplies every key the file
+        does not set; ``options`` are merged key by key."""
         path = Path(path)
         try:
             raw = json.loads(path.read_text())
@@ -95,6 +107,29 @@ class TrainConfig:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a JSON object of settings")
+        base = raw.pop("base", None)
+        if base is None:
+            return raw
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: 'base' must name a config, got {base!r}")
+        base_path = path.parent / (base if base.endswith(".json") else f"{base}.json")
+        if base_path.resolve() in _seen or base_path.resolve() == path.resolve():
+            raise ConfigError(f"{path}: base {base!r} makes a cycle of configs")
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: base config {base_path} not found")
+        merged = cls.read(base_path, _seen + (path.resolve(),))
+        options = {**merged.get("options", {}), **raw.pop("options", {})}
+        merged.update(raw)
+        if options:
+            merged["options"] = options
+        return merged
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> TrainConfig:
+        """Read a JSON config (see :meth:`read`); ``overrides`` that are not None replace its
+        values."""
+        path = Path(path)
+        raw = cls.read(path)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -116,6 +151,8 @@ class TrainConfig:
             raise ConfigError(f"{where}: steps, batch_size and checkpoint_every must be >= 1")
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"{where}: unknown optimizer {self.optimizer!r}; known: sgd, adam")
+        if self.holdout < 0 or self.eval_every < 0:
+            raise ConfigError(f"{where}: holdout and eval_every must be >= 0")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ConfigError(
                 f"{where}: unknown schedule {self.schedule!r}; known: cosine, step, constant")
@@ -224,6 +261,33 @@ def _dist() -> tuple[int, int, torch.device, bool]:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size(), device, started
     return 0, 1, device, False
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def precision(cfg: TrainConfig, device: torch.device) -> str:
+    """``fp16`` (CUDA, amp), ``bf16`` (a bf16-native CPU, amp) or ``fp32``."""
+    if not cfg.amp:
+        return "fp32"
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if device.type == "cpu" and cpu_runs_bf16() else "fp32"
+
+
+def use_all_cores(world: int = 1) -> int:
+    """Give this process its share of the cores (``OCCBENCH_THREADS`` overrides); returns the
+    thread count."""
+    env = os.environ.get("OCCBENCH_THREADS")
+    threads = int(env) if env else max(1, (os.cpu_count() or 1) // max(1, world))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -336,6 +400,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
     cfg.check()
     commit = _git_commit()  # the code that trains, read before the run can outlast a checkout
     rank, world, device, started = _dist()
+    threads = use_all_cores(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     try:
         torch.manual_seed(cfg.seed)  # identical initial parameters on every rank
         model = task.build(cfg).to(device)
@@ -356,10 +421,12 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
         for opt in opts.values():
             for group in opt.param_groups:
                 group.setdefault("lr_scale", 1.0)
-        use_amp = cfg.amp and device.type == "cuda"
-        scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+        prec = precision(cfg, device)
+        autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(prec)
+        scaler = torch.amp.GradScaler(device.type, enabled=prec == "fp16")
+        evaluate = getattr(task, "evaluate", None) if cfg.eval_every else None
         ckpt = out / CHECKPOINT
-        step, history, seconds, images, sessions = 0, [], 0.0, 0, []
+        step, history, seconds, images, sessions, evals = 0, [], 0.0, 0, [], []
         if resume:
             if not ckpt.exists():
                 raise ConfigError(f"--resume: no checkpoint at {ckpt}")
@@ -377,14 +444,18 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                 scaler.load_state_dict(state["scaler"])
             step, history = state["step"], state["history"]
             seconds, images = state["seconds"], state["images"]
-            sessions = state["sessions"]
+            sessions, evals = state["sessions"], state.get("evals", [])
             init = state.get("init")  # the first session's start, kept for the provenance
         stop = min(cfg.steps, until) if until is not None else cfg.steps
         cmd = command or shlex.join(sys.argv)
         if world > 1 and not cmd.startswith("torchrun"):
             cmd = f"torchrun --nproc_per_node {os.environ.get('LOCAL_WORLD_SIZE', world)} " + (
                 f"-m {cmd}" if cmd.startswith("occbench ") else cmd)
-        sessions.append({"command": cmd, "git_commit": commit, "from_step": step})
+        session = {"command": cmd, "git_commit": commit, "from_step": step, "threads": threads,
+                   "precision": prec, "device": str(device), "steps": 0, "images": 0,
+                   "train_seconds": 0.0, "eval_seconds": 0.0, "images_per_s": None}
+        sessions.append(session)
+        wall0 = time.time()
         ddp = model
         if world > 1:
             ddp = nn.parallel.DistributedDataParallel(
@@ -395,12 +466,30 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                             num_workers=cfg.workers, pin_memory=device.type == "cuda")
 
         def checkpoint() -> None:
+            session["wall_seconds"] = round(time.time() - wall0, 1)
             save_checkpoint(ckpt, {
                 "model": model.state_dict(), "opt": {p: o.state_dict() for p, o in opts.items()},
                 "scaler": scaler.state_dict(), "step": step, "history": history,
                 "config": asdict(cfg), "world_size": world, "seconds": seconds,
-                "images": images, "sessions": sessions, "init": init})
+                "images": images, "sessions": sessions, "init": init, "evals": evals})
 
+        def held_out() -> None:
+            """One point of the held-out curve (rank 0; not counted as training time)."""
+            t = time.perf_counter()
+            model.eval()
+            with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype,
+                                                 enabled=autocast_dtype is not None):
+                figures = evaluate(model, cfg)
+            model.train()
+            session["eval_seconds"] = round(session["eval_seconds"] + time.perf_counter() - t, 1)
+            evals.append({"step": step, "images": images, "session": len(sessions) - 1,
+                          **{k: round(float(v), 5) for k, v in figures.items()}})
+            if progress:
+                tqdm.write(f"held-out @ step {step}: " + ", ".join(
+                    f"{k} {v:.4f}" for k, v in figures.items()), file=sys.stderr)
+
+        if evaluate and rank == 0 and not (evals and evals[-1]["step"] == step):
+            held_out()
         model.train()
         bar = tqdm(total=cfg.steps, initial=step, desc=f"train {task.name}", unit="step",
                    disable=not progress or rank != 0, file=sys.stderr, dynamic_ncols=True)
@@ -414,7 +503,8 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                 opt = opts[phase]
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * factor * group["lr_scale"]
-                with torch.autocast(device.type, enabled=use_amp):
+                with torch.autocast(device.type, dtype=autocast_dtype,
+                                    enabled=autocast_dtype is not None):
                     if phase == "main":
                         loss, metrics = task.loss(ddp, batch, cfg)
                     else:
@@ -435,11 +525,20 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             history.append({"step": step, **row})
             bar.update(1)
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
-            if step % cfg.checkpoint_every == 0 or step == stop:
-                seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
+            at_eval = evaluate and (step % cfg.eval_every == 0 or step == cfg.steps)
+            if step % cfg.checkpoint_every == 0 or step == stop or at_eval:
+                spent = time.perf_counter() - t0
+                seconds += spent
+                session["steps"] = step - session["from_step"]
+                session["images"] = session["steps"] * cfg.batch_size * world
+                session["train_seconds"] = round(session["train_seconds"] + spent, 1)
+                session["images_per_s"] = round(
+                    session["images"] / max(session["train_seconds"], 1e-9), 1)
                 if rank == 0:
+                    if at_eval:
+                        held_out()
                     checkpoint()
+                t0 = time.perf_counter()
         bar.close()
         if world > 1:
             import torch.distributed as dist
@@ -455,10 +554,12 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             "model": task.name, "arch": cfg.arch, "command": sessions[0]["command"],
             "data": task.describe(), "steps": step, "seed": cfg.seed,
             "epochs": round(step / per_epoch, 2), "world_size": world, "device": str(device),
-            "amp": use_amp, "git_commit": sessions[0]["git_commit"], "sessions": sessions,
+            "precision": prec, "threads": threads, "git_commit": sessions[0]["git_commit"], "sessions": sessions,
             "torch": torch.__version__,
             "config": asdict(cfg), "init": init, "final": final, "curve": curve,
             "train_seconds": round(seconds, 1),
+            "wall_seconds": round(sum(s.get("wall_seconds", 0.0) for s in sessions), 1),
+            "evals": evals,
             "images_per_s": round(images / seconds, 1) if seconds > 0 else None,
             "parameters": sum(v.numel() for v in weights.values()),
         }
