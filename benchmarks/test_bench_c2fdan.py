@@ -32,7 +32,7 @@ CL = torch.channels_last
 def batch(lfw_faces):
     rng = np.random.default_rng(0)
     faces = np.concatenate([lfw_faces] * 4)[:BATCH]
-    occluded, masks = zip(*[sample_training_occlusion(f, rng)[:2] for f in faces])
+    occluded, masks = zip(*[sample_training_occlusion(f, rng)[:2] for f in faces], strict=True)
     unit = lambda a: to_unit(torch.as_tensor(np.stack(a))).contiguous(memory_format=CL)  # noqa: E731
     return unit(occluded), unit(faces), torch.as_tensor(np.stack(masks)).unsqueeze(1).float()
 

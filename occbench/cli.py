@@ -185,6 +185,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from occbench.plots import all_figures, fig7
     from occbench.results import read_results
 
+    if args.training:
+        from occbench.train.curves import plot_training
+
+        for path in args.training:
+            print(plot_training(path, _out_folder(args.out)))
+        return 0
+
     df = read_results(args.results)
     out = _out_folder(args.out)
     try:
@@ -368,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder for the PNG and PDF files (default occbench-results/figures)")
     p_plot.add_argument("--recognizer", default=None,
                         help="only Fig. 7 of this recognizer (default: every recognizer + Fig. 8)")
+    p_plot.add_argument("--training", nargs="+", default=None, metavar="FILE",
+                        help="instead: held-out training curves of these provenance .json or "
+                             "checkpoint.pt files (training_<model>.png)")
     p_plot.set_defaults(func=_cmd_plot)
 
     p_grid = sub.add_parser("grid", help="qualitative grid: occluded / completers / clean")

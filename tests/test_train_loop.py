@@ -318,3 +318,19 @@ def test_held_out_curve_every_eval_every_steps_and_after_resume(tmp_path):
     # without eval_every the task's evaluate is never called
     plain = train(EvalToyTask(), _cfg(tmp_path, "plain.json"), tmp_path / "plain", progress=False)
     assert json.loads(plain.with_suffix(".json").read_text())["evals"] == []
+
+
+def test_training_curve_figure(tmp_path):
+    from occbench.train.curves import plot_training, read_run
+
+    cfg = _cfg(tmp_path, steps=6, eval_every=2, checkpoint_every=5)
+    path = train(EvalToyTask(), cfg, tmp_path / "run", progress=False)
+    run = read_run(path.with_suffix(".json"))
+    assert [e["images"] for e in run["evals"]] == [0, 16, 32, 48]
+    assert run["loss"] and all(x % 8 == 0 for x, _ in run["loss"])  # images = steps x batch
+    assert read_run(tmp_path / "run" / CHECKPOINT)["evals"] == run["evals"]
+    png = plot_training(path.with_suffix(".json"), tmp_path / "fig")
+    assert png.name == "training_toy.png" and png.read_bytes()[:4] == b"\x89PNG"
+    plain = train(ToyTask(), _cfg(tmp_path, "plain.json"), tmp_path / "plain", progress=False)
+    with pytest.raises(ConfigError, match="no held-out figures"):
+        read_run(plain.with_suffix(".json"))

@@ -1,0 +1,94 @@
+"""Training curves: the held-out figures of a run (``evals`` in its provenance or checkpoint)
+against the images seen, one line per run segment, beside the training loss.
+
+    occbench plot --training baselines/resnet50/weights/resnet50-mid.json \\
+        --out reports/figures            # -> reports/figures/training_resnet50.png
+
+A curve still rising at its right end says: train on. A provenance file is read as written
+by :func:`occbench.train.loop.train`; a checkpoint (``checkpoint.pt``) of a run still going
+draws the same figure from what it holds so far.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from occbench.errors import ConfigError
+from occbench.imageio import atomic_write
+
+
+def read_run(path: str | Path) -> dict:
+    """``{"model", "evals", "loss": [(images, loss)], "reference": {metric: value}}`` of a
+    provenance ``.json`` or a ``checkpoint.pt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such provenance or checkpoint file")
+    if path.suffix == ".json":
+        try:
+            prov = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not a provenance file ({exc})") from None
+        cfg, evals = prov.get("config", {}), prov.get("evals") or []
+        model = prov.get("model", path.stem)
+        points = [(r["step"], r.get("loss", r.get("loss_g"))) for r in prov.get("curve", [])]
+        held = (prov.get("data") or {}).get("held_out") or {}
+        world = prov.get("world_size", 1)
+    else:
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        cfg, evals = state.get("config", {}), state.get("evals") or []
+        model = path.parent.name
+        points = [(r["step"], r.get("loss", r.get("loss_g"))) for r in state.get("history", [])]
+        held, world = {}, state.get("world_size", 1)
+    if not evals:
+        raise ConfigError(f"{path}: the run has no held-out figures (train with eval_every > 0)")
+    per_step = cfg.get("batch_size", 1) * world  # images a step
+    loss = [(s * per_step, v) for s, v in points if v is not None]
+    # the teacher's accuracy on the same held-out pairs (distillation): the ceiling
+    reference = {"acc_clean": held["teacher_acc"]} if "teacher_acc" in held else {}
+    return {"model": model, "evals": evals, "loss": loss, "reference": reference}
+
+
+def plot_training(path: str | Path, out: str | Path, title: str | None = None) -> Path:
+    """Draw ``training_<model>.png`` into the folder ``out``; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = read_run(path)
+    evals = run["evals"]
+    metrics = [k for k in evals[-1] if k not in ("step", "images", "session")]
+    panels = metrics + (["training loss"] if run["loss"] else [])
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    sessions = sorted({e["session"] for e in evals})
+    for ax, metric in zip(axes.flat, panels, strict=False):
+        if metric == "training loss":
+            x, y = zip(*run["loss"], strict=True)
+            ax.plot([v / 1e6 for v in x], y, color="0.3", lw=1)
+        else:
+            for s in sessions:
+                pts = [(e["images"] / 1e6, e[metric]) for e in evals
+                       if e["session"] == s and metric in e]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=f"segment {s + 1}")
+            if metric in run["reference"]:
+                ax.axhline(run["reference"][metric], ls="--", color="0.5", lw=1, label="teacher")
+        ax.set_title(metric)
+        ax.set_xlabel("images seen (millions)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title or f"{run['model']}: held-out figures during training")
+    fig.tight_layout()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / f"training_{run['model']}.png"
+    atomic_write(dest, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+    return dest
