@@ -237,9 +237,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             _out_folder(folder)
     path = train_main(args.name, args.config, resolve_data_root(args.data), out=args.out,
                       weights_dir=args.weights_dir, resume=args.resume, steps=args.steps,
-                      limit=args.limit)
+                      limit=args.limit, minutes=args.minutes)
     if path is not None:
         print(f"weights: {path}\nprovenance: {path.with_suffix('.json')}")
+    elif args.minutes is not None:
+        print("segment over before the last step: weights so far, provenance and "
+              "<stem>.state.safetensors written beside the weights; continue with the same "
+              "command and --resume")
     return 0
 
 
@@ -400,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_tr.add_argument("--config", default="small",
                       help="config name in baselines/<model>/configs/ or a JSON file (default small)")
     p_tr.add_argument("--steps", type=options.count, default=None, help="override the config's steps")
+    p_tr.add_argument("--minutes", type=float, default=None,
+                      help="end this run segment after M minutes of wall time, writing the "
+                           "weights so far, their provenance and the whole training state "
+                           "(<stem>.state.safetensors) beside them to commit; --resume "
+                           "continues from that state on a fresh machine")
     p_tr.add_argument("--limit", type=options.count, default=None, help="only the first N training images")
     p_tr.add_argument("--out", default=None,
                       help="checkpoint folder (default $OCCBENCH_CACHE/train/<name>-<config>)")

@@ -151,7 +151,7 @@ def test_provenance_records_the_run(tmp_path):
     assert prov["threads"] == torch.get_num_threads() >= 1 and prov["images_per_s"] > 0
     (session,) = prov["sessions"]
     assert session["steps"] == 4 and session["images"] == 32 and session["images_per_s"] > 0
-    assert session["precision"] == prov["precision"] and session["wall_seconds"] > 0
+    assert session["precision"] == prov["precision"] and session["wall_seconds"] >= 0
 
 
 def test_too_little_data_for_one_batch(tmp_path):
@@ -334,3 +334,50 @@ def test_training_curve_figure(tmp_path):
     plain = train(ToyTask(), _cfg(tmp_path, "plain.json"), tmp_path / "plain", progress=False)
     with pytest.raises(ConfigError, match="no held-out figures"):
         read_run(plain.with_suffix(".json"))
+
+
+def test_state_file_round_trip(tmp_path):
+    from occbench.train.state import load_state, save_state
+
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1, betas=(0.8, 0.9))
+    net(torch.ones(4, 3)).sum().backward()
+    opt.step()
+    state = {"model": net.state_dict(), "opt": {"g": opt.state_dict()}, "step": 7,
+             "history": [{"step": 1, "loss": 0.5}], "scaler": {}, "init": None}
+    back = load_state(save_state(tmp_path / "s.state.safetensors", state))
+    assert back["step"] == 7 and back["history"] == state["history"] and back["init"] is None
+    assert _same(back["model"], state["model"])
+    opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.1)
+    opt2.load_state_dict(back["opt"]["g"])  # int keys and tensors as they were
+    assert opt2.param_groups[0]["betas"] == [0.8, 0.9] or opt2.param_groups[0]["betas"] == (0.8, 0.9)
+    assert set(back["opt"]["g"]["state"]) == {0, 1}
+    assert torch.equal(back["opt"]["g"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    (tmp_path / "w.safetensors").write_bytes((tmp_path / "s.state.safetensors").read_bytes()[:50])
+    with pytest.raises(ConfigError, match="w.safetensors: not a readable training state"):
+        load_state(tmp_path / "w.safetensors")
+
+
+def test_segments_continue_on_a_fresh_machine(tmp_path):
+    """A segment that stops on time writes weights, provenance (complete: false) and its whole
+    state beside the weights; --resume with no checkpoint (a fresh machine) continues from the
+    state, ends where one uninterrupted run ends, and removes the state file."""
+    cfg = _cfg(tmp_path, steps=6, checkpoint_every=2, eval_every=2)
+    full = load_file(str(train(EvalToyTask(), cfg, tmp_path / "full", progress=False)))
+    w = tmp_path / "weights"
+    # minutes=0: the segment ends at the first checkpoint (step 2)
+    assert train(EvalToyTask(), cfg, tmp_path / "m1", weights_dir=w, minutes=0,
+                 progress=False) is None
+    prov = json.loads((w / "toy-tiny.json").read_text())
+    assert (prov["complete"], prov["steps"], prov["of_steps"]) == (False, 2, 6)
+    state_file = w / "toy-tiny.state.safetensors"
+    assert state_file.exists() and (w / "toy-tiny.safetensors").exists()
+    done = train(EvalToyTask(), cfg, tmp_path / "m2", weights_dir=w, resume=True,
+                 progress=False)  # m2 holds no checkpoint: the state file is the start
+    assert _same(load_file(str(done)), full, atol=1e-6)
+    prov = json.loads(done.with_suffix(".json").read_text())
+    assert prov["complete"] and [s["from_step"] for s in prov["sessions"]] == [0, 2]
+    assert [e["step"] for e in prov["evals"]] == [0, 2, 4, 6] and not state_file.exists()
+    with pytest.raises(ConfigError, match="no checkpoint at .* and no state at"):
+        train(EvalToyTask(), cfg, tmp_path / "m3", weights_dir=tmp_path / "none", resume=True,
+              progress=False)

@@ -47,14 +47,17 @@ def make_task(name: str, data_root: str | Path, limit: int | None = None):
 def train_main(model_name: str, config: str, data_root: str | Path, out: str | Path | None = None,
                resume: bool = False, steps: int | None = None, *,
                weights_dir: str | Path | None = None, limit: int | None = None,
-               until: int | None = None, progress: bool = True) -> Path | None:
+               until: int | None = None, progress: bool = True, minutes: float | None = None,
+               segment: bool = False) -> Path | None:
     """Train ``model_name`` with config ``config`` (a name or a JSON path) on ``data_root``.
 
     Defaults: checkpoints in ``out`` = ``$OCCBENCH_CACHE/train/<name>-<arch>``; weights in
     ``weights_dir`` = ``baselines/<folder>/weights``; ``steps`` overrides the config's total;
     ``limit`` trains on the first N images only; ``until`` stops after that step with a
     checkpoint (continue with ``resume=True``). Returns the weights path (rank 0, complete
-    run) or None. See :func:`occbench.train.loop.train`.
+    run) or None. ``minutes``: end this run segment after that much wall time (its weights,
+    provenance and whole state written beside the weights, to commit; ``resume`` continues
+    from them on a fresh machine). See :func:`occbench.train.loop.train`.
     """
     cfg = TrainConfig.load(config_path(model_name, config), steps=steps)
     task = make_task(model_name, data_root, limit=limit)
@@ -65,4 +68,4 @@ def train_main(model_name: str, config: str, data_root: str | Path, out: str | P
     if sys.argv[1:2] == ["train"]:  # called from the occbench CLI: record it as typed
         command = "occbench " + shlex.join(sys.argv[1:])
     return train(task, cfg, out_dir, weights_dir=weights, resume=resume, until=until,
-                 command=command, progress=progress)
+                 command=command, progress=progress, minutes=minutes, segment=segment)

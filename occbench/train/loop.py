@@ -55,6 +55,8 @@ from tqdm import tqdm
 
 from occbench.errors import ConfigError
 from occbench.imageio import atomic_write
+from occbench.train.state import SUFFIX as STATE_SUFFIX
+from occbench.train.state import load_state, save_state
 
 CHECKPOINT = "checkpoint.pt"
 # Config keys that may change between an interrupted run and its resumption.
@@ -290,6 +292,17 @@ def use_all_cores(world: int = 1) -> int:
     return threads
 
 
+def _all_ranks_agree(flag: bool, world: int) -> bool:
+    """``flag`` if any rank raises it (every rank gets the same answer)."""
+    if world == 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The torch RNG seed of one step on one rank (dropout masks differ across ranks)."""
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
@@ -382,7 +395,8 @@ def _git_commit() -> str:
 
 def train(task: Task, cfg: TrainConfig, out: str | Path, *,
           weights_dir: str | Path | None = None, resume: bool = False, until: int | None = None,
-          command: str | None = None, progress: bool = True) -> Path | None:
+          command: str | None = None, progress: bool = True,
+          minutes: float | None = None, segment: bool = False) -> Path | None:
     """Train ``task`` with ``cfg``.
 
     ``out``: checkpoint folder (``out/checkpoint.pt``). ``weights_dir`` (default ``out``):
@@ -393,6 +407,13 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
     global step with a checkpoint and no weights (to train in slices). ``command``: what the
     provenance records (default: this process's command line). Returns the weights path on
     rank 0 when training is complete, else None.
+
+    Runs over several sessions (segments): ``minutes`` ends the run at the first checkpoint
+    after that much wall time. With ``segment`` (implied by ``minutes``), a run that stops
+    before ``cfg.steps`` still writes its weights and provenance (``complete``: false, the
+    steps so far) and its whole state, ``<stem>.state.safetensors`` (:mod:`.state`), beside
+    them: commit the three, and ``resume`` on a fresh machine continues from that state
+    when ``out`` holds no checkpoint (the state file goes once the run is complete).
     """
     from safetensors.torch import save_file
 
@@ -427,10 +448,17 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
         evaluate = getattr(task, "evaluate", None) if cfg.eval_every else None
         ckpt = out / CHECKPOINT
         step, history, seconds, images, sessions, evals = 0, [], 0.0, 0, [], []
+        state_file = Path(weights_dir or out) / f"{cfg.stem(task.name)}{STATE_SUFFIX}"
+        segment = segment or minutes is not None
         if resume:
-            if not ckpt.exists():
-                raise ConfigError(f"--resume: no checkpoint at {ckpt}")
-            state = torch.load(ckpt, map_location=device, weights_only=False)
+            if ckpt.exists():
+                state = torch.load(ckpt, map_location=device, weights_only=False)
+            elif state_file.exists():  # a segment's committed state (fresh machine)
+                state = load_state(state_file, device)
+                ckpt = state_file
+            else:
+                raise ConfigError(f"--resume: no checkpoint at {ckpt} and no state at "
+                                  f"{state_file}")
             changed = _config_diff(state["config"], cfg)
             if changed:
                 raise ConfigError(f"--resume: {ckpt} was made with other settings of {changed}")
@@ -446,6 +474,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             seconds, images = state["seconds"], state["images"]
             sessions, evals = state["sessions"], state.get("evals", [])
             init = state.get("init")  # the first session's start, kept for the provenance
+            ckpt = out / CHECKPOINT
         stop = min(cfg.steps, until) if until is not None else cfg.steps
         cmd = command or shlex.join(sys.argv)
         if world > 1 and not cmd.startswith("torchrun"):
@@ -465,13 +494,16 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                                                             max(step, stop)),
                             num_workers=cfg.workers, pin_memory=device.type == "cuda")
 
-        def checkpoint() -> None:
+        def run_state() -> dict:
             session["wall_seconds"] = round(time.time() - wall0, 1)
-            save_checkpoint(ckpt, {
+            return {
                 "model": model.state_dict(), "opt": {p: o.state_dict() for p, o in opts.items()},
                 "scaler": scaler.state_dict(), "step": step, "history": history,
                 "config": asdict(cfg), "world_size": world, "seconds": seconds,
-                "images": images, "sessions": sessions, "init": init, "evals": evals})
+                "images": images, "sessions": sessions, "init": init, "evals": evals}
+
+        def checkpoint() -> None:
+            save_checkpoint(ckpt, run_state())
 
         def held_out() -> None:
             """One point of the held-out curve (rank 0; not counted as training time)."""
@@ -494,6 +526,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
         bar = tqdm(total=cfg.steps, initial=step, desc=f"train {task.name}", unit="step",
                    disable=not progress or rank != 0, file=sys.stderr, dynamic_ncols=True)
         t0 = time.perf_counter()
+        deadline = None if minutes is None else time.time() + 60 * minutes
         for batch in loader:
             batch = to_device(batch, device)
             torch.manual_seed(step_seed(cfg.seed, step, rank))
@@ -539,22 +572,31 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                         held_out()
                     checkpoint()
                 t0 = time.perf_counter()
+                if deadline is not None and _all_ranks_agree(time.time() >= deadline, world):
+                    break  # the segment's time is up: the checkpoint above holds the state
         bar.close()
         if world > 1:
             import torch.distributed as dist
 
             dist.barrier()
-        if rank != 0 or step < cfg.steps:
+        complete = step >= cfg.steps
+        if rank != 0 or not (complete or segment):
             return None
         weights = {k: v.detach().cpu().contiguous() for k, v in task.weights(model).items()}
         path = Path(weights_dir or out) / f"{cfg.stem(task.name)}.safetensors"
         atomic_write(path, lambda tmp: save_file(weights, str(tmp)))
+        if not complete:
+            save_state(state_file, run_state())
+        elif state_file.exists():
+            state_file.unlink()  # the run is over: its weights are final
         final, curve = _summary(history)
         provenance = {  # the first session's command (a resumed run ends the same way)
             "model": task.name, "arch": cfg.arch, "command": sessions[0]["command"],
-            "data": task.describe(), "steps": step, "seed": cfg.seed,
+            "complete": complete, "data": task.describe(), "steps": step,
+            "of_steps": cfg.steps, "seed": cfg.seed,
             "epochs": round(step / per_epoch, 2), "world_size": world, "device": str(device),
-            "precision": prec, "threads": threads, "git_commit": sessions[0]["git_commit"], "sessions": sessions,
+            "precision": prec, "threads": threads, "git_commit": sessions[0]["git_commit"],
+            "sessions": sessions,
             "torch": torch.__version__,
             "config": asdict(cfg), "init": init, "final": final, "curve": curve,
             "train_seconds": round(seconds, 1),
@@ -564,7 +606,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             "parameters": sum(v.numel() for v in weights.values()),
         }
         atomic_write(path.with_suffix(".json"), json.dumps(provenance, indent=1).encode())
-        return path
+        return path if complete else None
     finally:
         if started:
             import torch.distributed as dist
