@@ -17,6 +17,7 @@ from occbench.cachedb import RowStore
 from occbench.completions import CompletionStore, occlude_and_complete
 from occbench.errors import OccbenchError
 from occbench.features import FeatureStore, QualityStore
+from occbench.metrics.iou import mask_iou
 from occbench.models.base import Completer, Recognizer
 from occbench.occlusion import Condition
 
@@ -32,15 +33,6 @@ def check_embeddings(feats: np.ndarray, recognizer: str, keys: list[str]) -> Non
             f"recognizer {recognizer!r} returned {bad.size} invalid embeddings "
             f"({kind} for {keys[bad[0]]}); refusing to score them"
         )
-
-
-def mask_iou(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Per-image IoU of ``pred > 0.5`` against the true binary mask (1 where both are empty)."""
-    p = np.asarray(pred) > 0.5
-    t = np.asarray(true).astype(bool)
-    inter = (p & t).reshape(len(p), -1).sum(1)
-    union = (p | t).reshape(len(p), -1).sum(1)
-    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
 def _fill(store: RowStore, keys: list[str], faces: np.ndarray, contents: list[str] | None,

@@ -8,7 +8,7 @@ import pandas as pd
 
 from occbench.align import face_digests
 from occbench.completions import CompletionStore, complete_cached
-from occbench.extract import mask_iou
+from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer
 from occbench.occlusion import Condition, occlude_batch
 from occbench.runner import RunConfig, run

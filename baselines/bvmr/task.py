@@ -86,8 +86,25 @@ class BVMRTask(CelebATask):
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
         self.use_sources(cfg)
+        train, self.held = self.split(cfg)
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
-                           occlusion_p=cfg.options.get("occlusion_p", 1.0), with_clean=True)
+                           occlusion_p=cfg.options.get("occlusion_p", 1.0), with_clean=True,
+                           subset=train)
+
+    def evaluate(self, model: nn.Module, cfg: TrainConfig) -> dict[str, float]:
+        """Held-out PSNR / SSIM / mask IoU / identity cosine per form, as C2FDAN's
+        (:class:`occbench.train.heldout.HeldOut`; identity under ``options.recognizer``,
+        default the ``mid`` student); the output blended into the input with the predicted
+        mask, as the completer does."""
+        if getattr(self, "_held_set", None) is None:
+            from baselines.resnet50.adapter import load_frozen
+            from occbench.train.heldout import HeldOut
+
+            rec = load_frozen(cfg.options.get("recognizer", "mid"))
+            self._held_set = HeldOut(self.faces.images[self.held], cfg.seed, rec)
+            self.held_out["reference"] = {k: round(v, 5)
+                                          for k, v in self._held_set.reference.items()}
+        return self._held_set.figures(model, compose=True)
 
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):
         occluded, clean = to_unit(batch["face"]), to_unit(batch["clean"])

@@ -71,11 +71,11 @@ from torch import nn
 from baselines.c2fdan import losses as L
 from baselines.c2fdan.discriminators import Discriminators
 from baselines.c2fdan.model import Generator, arch_config, create, variant_config
-from occbench.models.torch_adapter import load_weights, to_unit
+from baselines.resnet50.adapter import load_frozen as load_recognizer
+from occbench.models.torch_adapter import to_unit
 from occbench.train.data import CelebATask, FaceDataset, LabelledFaces
 from occbench.train.loop import TrainConfig, lr_factor, steps_per_epoch
 
-RESNET_WEIGHTS = Path(__file__).resolve().parents[1] / "resnet50" / "weights"
 FEATURES = ("block1", "block3")
 STAGE1_WEIGHTS = {"mask": 1.0, "occ": 3.0, "nocc": 1.0}
 WEIGHTS = {"mask": 10.0, "occ": 3.0, "nocc": 1.0, "per": 0.1, "style": 240.0, "adv": 1.0}
@@ -86,16 +86,6 @@ DEFAULTS = {"occlusion_p": 1.0, "stage1_steps": None, "lr_coarse_stage1": 2e-4,
             "recognizer_weights": None}
 
 
-def load_recognizer(arch: str = "small", weights: str | Path | None = None) -> nn.Module:
-    """The frozen ResNet-v2 (eval mode, no gradients to its parameters) of the identity losses."""
-    from baselines.resnet50.model import create as create_resnet
-
-    net = create_resnet(arch)
-    load_weights(net, RESNET_WEIGHTS, "resnet50", arch, weights)
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
 
 
 class C2FDANTrainer(nn.Module):
@@ -251,8 +241,24 @@ class C2FDANTask(CelebATask):
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
         self.use_sources(cfg)
+        train, self.held = self.split(cfg)
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
-                           occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True)
+                           occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True,
+                           subset=train)
+
+    def evaluate(self, model: C2FDANTrainer, cfg: TrainConfig) -> dict[str, float]:
+        """Held-out PSNR / SSIM / mask IoU / identity cosine per form
+        (:class:`occbench.train.heldout.HeldOut`), identity under the losses' recognizer."""
+        if getattr(self, "_held_set", None) is None:
+            from occbench.train.heldout import HeldOut
+
+            opts = self.options(cfg)
+            rec = model.recognizer or load_recognizer(opts["recognizer"],
+                                                      opts["recognizer_weights"])
+            self._held_set = HeldOut(self.faces.images[self.held], cfg.seed, rec)
+            self.held_out["reference"] = {k: round(v, 5)
+                                          for k, v in self._held_set.reference.items()}
+        return self._held_set.figures(model.generator)
 
     def _scale(self, lr: float, start: int) -> float:
         """lr_scale making ``lr`` the peak learning rate of a stage that begins at ``start``

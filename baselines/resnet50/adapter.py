@@ -74,3 +74,14 @@ def resnet50_small(**kwargs) -> ResNetRecognizer:
 
 def resnet50_small_occ(**kwargs) -> ResNetRecognizer:
     return ResNetRecognizer("resnet50-occ", **{"arch": "small", **kwargs})
+
+
+def load_frozen(arch: str = "small", weights: str | Path | None = None) -> torch.nn.Module:
+    """The committed ResNet-v2 backbone of ``arch`` (or ``weights``), frozen: eval mode, no
+    gradients to its parameters (the identity losses' and held-out curves' recognizer)."""
+    net = create(arch)
+    load_weights(net, WEIGHTS, "resnet50", arch, weights, config=TRAIN_CONFIG.get(arch))
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net

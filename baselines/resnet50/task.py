@@ -123,7 +123,7 @@ class ResNetTask(CelebATask):
             self._held_set = {"clean": clean, "occluded": occluded, "pairs": (a, b, same)}
             if getattr(self, "targets", None) is not None:
                 t = self.targets[self.held].numpy()
-                self.held_out["teacher_acc"] = round(_pair_accuracy(t, a, b, same), 5)
+                self.held_out["reference"] = {"acc_clean": round(_pair_accuracy(t, a, b, same), 5)}
         return self._held_set
 
     def evaluate(self, model: nn.Module, cfg: TrainConfig) -> dict[str, float]:

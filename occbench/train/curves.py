@@ -46,8 +46,9 @@ def read_run(path: str | Path) -> dict:
         raise ConfigError(f"{path}: the run has no held-out figures (train with eval_every > 0)")
     per_step = cfg.get("batch_size", 1) * world  # images a step
     loss = [(s * per_step, v) for s, v in points if v is not None]
-    # the teacher's accuracy on the same held-out pairs (distillation): the ceiling
-    reference = {"acc_clean": held["teacher_acc"]} if "teacher_acc" in held else {}
+    # what the curves are measured against (the teacher's accuracy; the occluded input's
+    # figures for a completer), as the task recorded them
+    reference = held.get("reference") or {}
     return {"model": model, "evals": evals, "loss": loss, "reference": reference}
 
 
@@ -77,7 +78,7 @@ def plot_training(path: str | Path, out: str | Path, title: str | None = None) -
                 if pts:
                     ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=f"segment {s + 1}")
             if metric in run["reference"]:
-                ax.axhline(run["reference"][metric], ls="--", color="0.5", lw=1, label="teacher")
+                ax.axhline(run["reference"][metric], ls="--", color="0.5", lw=1, label="reference")
         ax.set_title(metric)
         ax.set_xlabel("images seen (millions)")
         ax.grid(alpha=0.3)
