@@ -102,3 +102,27 @@ def test_c2fdan_stage2_step(benchmark, lfw_faces, prec):
     loss = _time(benchmark, step, batch, prec)
     if prec == "bf16":
         assert loss == pytest.approx(step("fp32"), rel=0.05)
+
+
+@pytest.mark.parametrize("occlusion_p", [0.0, 0.5, 1.0])
+def test_loader(benchmark, lfw_faces, occlusion_p):
+    """The training data path alone (in the training process, as ``workers: 0`` runs it): 64
+    items (flip, training occlusion with probability ``occlusion_p``, clean copy and mask
+    for the completers) collated into one batch. It must outrun the step it feeds."""
+    from occbench.train.data import FaceDataset
+
+    batch = 64
+    ds = FaceDataset(lfw_faces, np.zeros(len(lfw_faces), np.int64), 0,
+                     occlusion_p=occlusion_p, with_clean=occlusion_p == 1.0)
+    keys = iter(range(10**9))
+
+    def load():
+        items = [ds[(next(keys), i % len(ds))] for i in range(batch)]
+        return torch.utils.data.default_collate(items)
+
+    out = benchmark.pedantic(load, rounds=5, iterations=1, warmup_rounds=1)
+    assert out["face"].shape == (batch, 112, 112, 3) and out["face"].dtype == torch.uint8
+    if occlusion_p == 1.0:
+        assert (out["face"] != out["clean"]).any() and out["mask"].flatten(1).any(1).all()
+    benchmark.extra_info.update(images_per_s=round(batch / benchmark.stats.stats.min, 1),
+                                occlusion_p=occlusion_p)
