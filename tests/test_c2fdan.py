@@ -490,3 +490,20 @@ def test_batched_passes_equal_separate_ones():
     assert torch.allclose(parts["style"], style, rtol=1e-4, atol=1e-9)
     assert torch.allclose(parts["adv"], L.generator_adversarial(disc(out.fine_r, occluded)),
                           atol=1e-6)
+
+
+def test_straight_through_clip_keeps_outputs_and_passes_gradient():
+    from baselines.c2fdan.model import clip_unit
+
+    x = torch.tensor([-3.0, -0.5, 0.25, 1.0, 2.0], requires_grad=True)
+    hard, soft = clip_unit(x), clip_unit(x, pass_gradient=True)
+    assert torch.equal(hard, soft) and torch.equal(hard, x.clamp(-1, 1))
+    (g_hard,) = torch.autograd.grad(hard.sum(), x)
+    (g_soft,) = torch.autograd.grad(soft.sum(), x)
+    assert g_hard.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0] and g_soft.tolist() == [1.0] * 5
+    torch.manual_seed(0)
+    gen = create("tiny", "c2fdan")
+    faces = torch.rand(2, 3, 112, 112) * 2 - 1
+    before = gen(faces)[0]
+    after = gen.pass_clip_gradient()(faces)[0]
+    assert torch.equal(before, after)  # the completer sees no difference

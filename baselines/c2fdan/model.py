@@ -96,6 +96,14 @@ def conv(cin: int, cout: int, stride: int = 1, dilation: int = 1, k: int = 3) ->
     return nn.Conv2d(cin, cout, k, stride, padding=dilation * (k // 2), dilation=dilation)
 
 
+def clip_unit(x: torch.Tensor, pass_gradient: bool = False) -> torch.Tensor:
+    """``x`` clipped to [-1, 1]. ``pass_gradient``: the same values, but the gradient passes
+    the clip as if it were not there (straight-through), so a pixel held at the bound still
+    learns to come back inside (a hard clip gives it no gradient at all)."""
+    y = x.clamp(-1, 1)
+    return x + (y - x).detach() if pass_gradient else y
+
+
 def compose(image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
     """Eq. 2: (1 - M) * I + M * I_out. Where M is 0 the result is I exactly."""
     return (1 - mask) * image + mask * output
@@ -181,6 +189,7 @@ class CoarseNet(nn.Module):
 
     def __init__(self, w: int):
         super().__init__()
+        self.pass_clip_gradient = False  # training option, see clip_unit
         self.enc112 = conv_stack([3, w], w, _leaky)
         self.enc56 = conv_stack([w, 2 * w], 2 * w, _leaky, first_stride=2)
         self.enc28 = conv_stack([2 * w, 4 * w], 4 * w, _leaky, first_stride=2)
@@ -193,7 +202,7 @@ class CoarseNet(nn.Module):
         e112 = self.enc112(x)
         e56 = self.enc56(e112)
         latent = self.latent(self.dmfb(self.enc28(e56)))
-        image = self.image(latent, e56, e112).clamp(-1, 1)
+        image = clip_unit(self.image(latent, e56, e112), self.pass_clip_gradient)
         return image, self.mask(latent, e56, e112)
 
 
@@ -257,6 +266,7 @@ class FineNet(nn.Module):
 
     def __init__(self, w: int, cross: bool = True, self_attention: bool = True):
         super().__init__()
+        self.pass_clip_gradient = False  # training option, see clip_unit
         self.enc112 = conv_stack([3, w], w, nn.ELU)
         self.enc56 = conv_stack([w, 2 * w], 2 * w, nn.ELU, first_stride=2)
         self.cross = self.cross_post = None
@@ -284,7 +294,7 @@ class FineNet(nn.Module):
         if self.attention is not None:
             branches.append(self.attend_post(self.attention(self.attend_in(e56))))
         fused = self.fuse(torch.cat(branches, 1))
-        return self.head(self.up112(fused, e112)).clamp(-1, 1)
+        return clip_unit(self.head(self.up112(fused, e112)), self.pass_clip_gradient)
 
 
 @dataclass
@@ -311,6 +321,14 @@ class Generator(nn.Module):
         super().__init__()
         self.coarse = CoarseNet(width)
         self.fine = FineNet(width, cross, self_attention) if fine else None
+
+    def pass_clip_gradient(self, on: bool = True) -> Generator:
+        """Straight-through clips of I_c and I_f (:func:`clip_unit`): the outputs are
+        unchanged, only training sees the difference."""
+        for net in (self.coarse, self.fine):
+            if net is not None:
+                net.pass_clip_gradient = on
+        return self
 
     def forward(self, x: torch.Tensor, full: bool = False):
         coarse, logits = self.coarse(x)

@@ -25,6 +25,10 @@ Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default
    the adversarial loss on I_f,r, the mean over the seven discriminators (two without the
    local ones, ``c2fdan-no-local``).
 
+``options.clip_gradient`` (default false, the paper's hard clip): the clips of I_c and I_f to
+[-1, 1] pass the gradient straight through (same outputs; a pixel held at the bound still
+learns to come back, which ``reports/c2fdan_gradients.py`` shows the loss asks for).
+
 ``c2fdan-coarse`` trains stage 1 only, for all the config's steps; ``c2fdan-no-style`` sets
 lambda_style = 0 over whatever the config says (the style loss is still computed and logged).
 
@@ -79,11 +83,14 @@ from occbench.train.loop import TrainConfig, lr_factor, steps_per_epoch
 FEATURES = ("block1", "block3")
 STAGE1_WEIGHTS = {"mask": 1.0, "occ": 3.0, "nocc": 1.0}
 WEIGHTS = {"mask": 10.0, "occ": 3.0, "nocc": 1.0, "per": 0.1, "style": 240.0, "adv": 1.0}
+# the weight (lambda) of each generator term
+WEIGHT_OF = {"bce": "mask", "l1_occ": "occ", "l1_nocc": "nocc", "per": "per", "style": "style",
+             "adv": "adv"}
 METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake"),
            "g": ("bce", "l1_occ", "l1_nocc", "per", "style", "adv")}
 DEFAULTS = {"occlusion_p": 1.0, "stage1_steps": None, "lr_coarse_stage1": 2e-4,
             "lr_coarse": 5e-5, "pixel_on_fine": False, "recognizer": "small",
-            "recognizer_weights": None}
+            "recognizer_weights": None, "clip_gradient": False}
 
 
 
@@ -170,6 +177,16 @@ class C2FDANTrainer(nn.Module):
         same = (kept is not None and kept[0].shape == occluded.shape
                 and torch.equal(kept[0], occluded))
         out = kept[1] if same else self.generator(occluded, full=True)
+        parts = self.generator_terms(occluded, clean, mask, out)
+        w = self.weights
+        with torch.autocast(occluded.device.type, enabled=False):
+            loss = sum(w[WEIGHT_OF[k]] * v for k, v in parts.items())
+        return loss, {k: v.detach() for k, v in parts.items()}
+
+    def generator_terms(self, occluded, clean, mask, out) -> dict[str, torch.Tensor]:
+        """Eq. 4's terms (unweighted, float32, with their graphs) for the generator outputs
+        ``out``: ``bce``, ``l1_occ``, ``l1_nocc`` (on I_c; also I_f with ``pixel_on_fine``),
+        ``per``, ``style`` (I_f and I_f,r against the clean face), ``adv``."""
         with torch.no_grad():
             target = self.recognizer.features(clean, FEATURES)
         # I_f and I_f,r through the frozen recognizer as one batch (eval mode: per-image)
@@ -178,7 +195,6 @@ class C2FDANTrainer(nn.Module):
         fine = {k: v[:n] for k, v in both.items()}
         fine_r = {k: v[n:] for k, v in both.items()}
         fake = self.discriminators(out.fine_r, occluded)
-        w = self.weights
         with torch.autocast(occluded.device.type, enabled=False):
             parts = {"bce": L.mask_bce(out.mask_logits, mask)}
             images = [out.coarse] + ([out.fine] if self.pixel_on_fine else [])
@@ -187,10 +203,7 @@ class C2FDANTrainer(nn.Module):
             parts["per"] = L.perceptual(fine, target) + L.perceptual(fine_r, target)
             parts["style"] = L.style(fine, target) + L.style(fine_r, target)
             parts["adv"] = L.generator_adversarial(fake)
-            loss = (w["mask"] * parts["bce"] + w["occ"] * parts["l1_occ"]
-                    + w["nocc"] * parts["l1_nocc"] + w["per"] * parts["per"]
-                    + w["style"] * parts["style"] + w["adv"] * parts["adv"])
-        return loss, {k: v.detach() for k, v in parts.items()}
+        return parts
 
 
 class C2FDANTask(CelebATask):
@@ -220,7 +233,7 @@ class C2FDANTask(CelebATask):
         self._cfg = cfg
         self.use_sources(cfg)
         opts = self.options(cfg)
-        generator = create(cfg.arch, self.name)
+        generator = create(cfg.arch, self.name).pass_clip_gradient(opts["clip_gradient"])
         discriminators = recognizer = None
         if self.variant["fine"]:
             discriminators = Discriminators(arch_config(cfg.arch)["disc_width"],
