@@ -137,6 +137,18 @@ def test_adapter_embeds_unit_norm_and_explains_missing_weights(tmp_path, lfw_fac
         create_recognizer("resnet50", weights=tmp_path / "missing.safetensors")  # default: mid
     with pytest.raises(OccbenchError, match="does not hold resnet50 --config paper"):
         create_recognizer("resnet50", arch="paper", weights=path)
+    # flip-sum: the embedding of a face and of its mirror agree, and equal the normalised
+    # sum of the two plain embeddings
+    flip = create_recognizer("resnet50-occ", arch="small", weights=path, device="cpu", flip="1")
+    both = flip.embed(np.concatenate([lfw_faces[:3], lfw_faces[:3, :, ::-1]]))
+    np.testing.assert_allclose(both[:3], both[3:], atol=1e-5)
+    plain = rec.net.embed(rec.net.preprocess(torch.as_tensor(lfw_faces[:3]))).detach().numpy()
+    mirror = rec.net.embed(rec.net.preprocess(torch.as_tensor(
+        np.ascontiguousarray(lfw_faces[:3, :, ::-1])))).detach().numpy()
+    summed = plain + mirror
+    np.testing.assert_allclose(both[:3], summed / np.linalg.norm(summed, axis=1, keepdims=True),
+                               atol=1e-5)
+    assert not np.allclose(both[:3], emb[:3], atol=1e-3)
 
 
 def test_train_main_end_to_end_on_real_celeba(tmp_path, data_root, lfw_faces):

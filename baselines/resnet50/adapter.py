@@ -34,8 +34,11 @@ class ResNetRecognizer(Recognizer):
     cache_neutral = ("arch", "weights", "device")  # arch and weight digest are the version
 
     def __init__(self, name: str, arch: str = "mid", weights: str | Path | None = None,
-                 device: str | None = None):
+                 device: str | None = None, flip: bool | str = False):
         self.name, self.arch = name, arch
+        # flip-sum (as the ONNX teacher's): embed the face and its mirror, add, normalise;
+        # a creation option, so it keys the feature cache
+        self.flip = str(flip).lower() in ("1", "true", "yes") if isinstance(flip, str) else flip
         self.device = default_device(device)
         net = create(arch)
         # keys the feature cache: new weights, new version
@@ -53,8 +56,12 @@ class ResNetRecognizer(Recognizer):
         out = []
         with torch.inference_mode():
             for s in range(0, len(faces), self.batch_size):
-                x = torch.as_tensor(faces[s:s + self.batch_size], device=self.device)
-                out.append(self.net.embed(self.net.preprocess(x)).float().cpu())
+                x = self.net.preprocess(torch.as_tensor(faces[s:s + self.batch_size],
+                                                        device=self.device))
+                emb = self.net.embed(x)
+                if self.flip:
+                    emb = emb + self.net.embed(x.flip(3))
+                out.append(emb.float().cpu())
         emb = torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
         return l2_normalise(emb)
 
