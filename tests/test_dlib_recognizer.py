@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occbench.models import create_recognizer, list_models
+from occbench.errors import ConfigError
+from occbench.models import cache_tag, create_recognizer, list_models
 from occbench.models.dlib_recognizer import (
     CHIP_SIZE,
     TEMPLATE_TO_CHIP,
@@ -37,6 +38,7 @@ from occbench.models.dlib_recognizer import (
 
 N_PAIRS = 50  # same pairs and different pairs each, from fold 1 of pairs.txt
 N_AGREE = 50  # photos for the agreement with dlib's own pipeline
+N_ENGINES = 40  # faces both engines embed
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +97,38 @@ def test_embedding_contract(recognizer, pair_data):
     assert emb.shape == (5, 128) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(recognizer.embed(batch), emb)  # deterministic
-    # batching does not change the result
-    np.testing.assert_allclose(DlibRecognizer(chunk=2, workers=2).embed(batch), emb, atol=1e-5)
+    # batching does not change the result, nor does the dlib engine's split over processes
+    np.testing.assert_allclose(DlibRecognizer(batch_size=2).embed(batch), emb, atol=1e-5)
     np.testing.assert_allclose(recognizer.embed(batch[3:4])[0], emb[3], atol=1e-5)
+    one = DlibRecognizer(engine="dlib", workers=1).embed(batch)
+    np.testing.assert_allclose(DlibRecognizer(engine="dlib", chunk=2, workers=2).embed(batch),
+                               one, atol=1e-5)
+    assert recognizer.embed(batch[:0]).shape == (0, 128)
+
+
+def test_torch_engine_equals_dlibs(lfw_faces):
+    """The default engine (dlib's network in torch) embeds real faces as dlib's C++ does."""
+    faces = lfw_faces[:N_ENGINES]
+    dlib_engine = DlibRecognizer(engine="dlib", workers=1)
+    assert DlibRecognizer().engine == "torch"
+    theirs = dlib_engine.embed(faces)
+    for precision, floor in (("auto", 0.9999), ("fp32", 0.999999)):
+        ours = DlibRecognizer(precision=precision).embed(faces)
+        cos = (ours * theirs).sum(1)
+        print(f"{precision}: min cosine {cos.min():.8f}")
+        # measured (40 faces): auto = bf16 on this AMX CPU 0.99998, fp32 0.9999999
+        assert ours.shape == theirs.shape == (N_ENGINES, 128) and ours.dtype == np.float32
+        assert cos.min() >= floor, (precision, cos.min())
+    # so the engine does not key the feature cache: the same folder as before it existed
+    assert cache_tag(create_recognizer("dlib", engine="dlib", workers=1)) == \
+        cache_tag(create_recognizer("dlib")) == f"dlib@{dlib_engine.version}"
+
+
+def test_unknown_engine_or_precision_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"unknown engine 'onnx' \(engines: torch, dlib\)"):
+        create_recognizer("dlib", engine="onnx")
+    with pytest.raises(ConfigError, match=r"unknown precision 'fp16'"):
+        DlibRecognizer(precision="fp16")
 
 
 def test_rejects_wrong_input(recognizer):
