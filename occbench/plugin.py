@@ -12,6 +12,10 @@ a model or protocol is used). A package of yours does the same::
     # pyproject.toml
     [project.entry-points."occbench.plugins"]
     mypkg = "mypkg.occbench_plugin"
+
+Each registration is checked (:mod:`occbench.registry`): a name already registered, a metadata
+key the axis does not define and a target of the wrong kind are errors; a plug-in replaces a
+built-in only on purpose, with ``replace=True``.
 """
 
 from occbench import registry

@@ -98,7 +98,7 @@ class Runner:
                                                                       **config.model_args),
                            create_recognizer(config.recognizer, **config.recognizer_args),
                            rank=self.rank, world=self.world, progress=progress, memo=memo)
-        self.protocols = [registry.protocols.load(name)(config) for name in config.protocols]
+        self.protocols = [registry.protocols.create(name, config) for name in config.protocols]
         self.timings: dict[str, float] = {}
 
     def run(self) -> list[Row]:

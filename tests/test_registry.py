@@ -44,7 +44,8 @@ def _run(tmp_path, **kw) -> pd.DataFrame:
 
 
 def test_registry_names_aliases_lazy_targets_and_errors():
-    reg = registry.Registry("widget")
+    reg = registry.Registry("widget", axis=registry.Axis("anything", factory=None,
+                                                         meta={"order": int}))
     reg.register("box", "collections:OrderedDict", aliases=("crate",), order=3)
     assert reg.canonical("crate") == "box" and reg.canonical("BOX") == "box"
     assert isinstance(reg.get("box").target, str)  # nothing imported until used
@@ -54,11 +55,110 @@ def test_registry_names_aliases_lazy_targets_and_errors():
     assert reg.meta("nothing", "order", "dflt") == "dflt" and "crate" in reg
     with pytest.raises(ConfigError, match=r"unknown widget 'tub'; known widgets: box \(crate\)"):
         reg.load("tub")
-    with pytest.raises(ConfigError, match="alias 'crate' of 'bag' already names 'box'"):
+    with pytest.raises(ConfigError, match="alias 'crate' already names 'box'"):
         reg.register("bag", dict, aliases=("crate",))
     reg.register("bad", "collections:NoSuchThing")
-    with pytest.raises(AttributeError):
+    with pytest.raises(ConfigError, match=r"registry.widgets: widget 'bad': cannot resolve "
+                                          r"'collections:NoSuchThing': collections has no "
+                                          r"attribute 'NoSuchThing'"):
         reg.load("bad")
+    reg.register("gone", "occbench.no_such_module:X")
+    with pytest.raises(ConfigError, match="no module named 'occbench.no_such_module'"):
+        reg.load("gone")
+    assert reg.get("gone").target == "occbench.no_such_module:X"  # still lazy, still failing
+
+
+def test_registering_a_name_twice_is_an_error_unless_replace():
+    reg = registry.Registry("widget", axis=registry.Axis("anything", factory=None))
+    reg.register("box", dict, aliases=("crate",))
+    with pytest.raises(ConfigError, match=r"registry.widgets: widget 'box' is already registered "
+                                          r"\(target builtins.dict\); choose another name, or "
+                                          r"pass replace=True"):
+        reg.register("box", list)
+    assert reg.load("box") is dict  # the first entry is untouched
+    with pytest.raises(ConfigError, match="widget 'crate': the name is already an alias of 'box'"):
+        reg.register("crate", list)
+    with pytest.raises(ConfigError, match="already registered"):  # the decorator form too
+        reg.register("box")(list)
+    reg.register("box", list, replace=True)  # on purpose: replaced, its old aliases dropped
+    assert reg.load("box") is list and "crate" not in reg
+    # the built-ins: a plug-in cannot silently replace one
+    with pytest.raises(ConfigError, match="registry.recognizers: recognizer 'dlib' is already "
+                                          "registered"):
+        registry.recognizers.register("dlib", "mypkg.mine:Dlib")
+
+
+def test_metadata_keys_and_types_are_the_axis_own():
+    with pytest.raises(ConfigError, match=r"registry.completers: completer 'mine': unknown "
+                                          r"metadata key 'base' \(a completer's metadata: "
+                                          r"order\)"):
+        registry.completers.register("mine", "mypkg.mine:Mine", base="dlib")
+    with pytest.raises(ConfigError, match=r"recognizer 'mine': unknown metadata key 'order' "
+                                          r"\(a recognizer's metadata: base\)"):
+        registry.recognizers.register("mine", "mypkg.mine:Mine", order=2)
+    with pytest.raises(ConfigError, match=r"completer 'mine': metadata 'order' must be int or "
+                                          r"float, not str \('2'\)"):
+        registry.completers.register("mine", "mypkg.mine:Mine", order="2")
+    with pytest.raises(ConfigError, match="unknown metadata key 'ordr'"):  # checked up front
+        registry.completers.register("mine", ordr=2)
+    with pytest.raises(ConfigError, match=r"widget 'x': unknown metadata key 'order' \(a "
+                                          r"widget's metadata: none\)"):
+        registry.Registry("widget").register("x", dict, order=1)
+    assert "mine" not in registry.completers and "mine" not in registry.recognizers
+    expected = {"completers": {"order"}, "recognizers": {"base"}, "datasets": {"scheme"},
+                "protocols": {"default"}, "forms": {"order"}, "trainable": {"folder"}}
+    for axis, keys in expected.items():
+        reg = getattr(registry, axis)
+        assert set(reg.axis.meta) == keys
+        assert {k for e in reg.entries() for k in e.meta} <= keys  # the built-ins comply
+
+
+def test_targets_are_checked_at_registration_or_when_resolved(temporary):
+    from occbench.models import create_completer
+
+    with pytest.raises(ConfigError, match=r"recognizer 'mine': lazy target 'mypkg.mine' is not "
+                                          r"'module:attr' \(e.g. 'mypkg.models:Mine'\)"):
+        registry.recognizers.register("mine", "mypkg.mine")
+    for bad in ("mypkg:", ":Mine", "my pkg:Mine", "mypkg:Mine:x"):
+        with pytest.raises(ConfigError, match="is not 'module:attr'"):
+            registry.recognizers.register("mine", bad)
+    # an object target of the wrong kind: at registration
+    with pytest.raises(ConfigError, match=r"registry.completers: completer 'mine': target "
+                                          r"builtins.dict lacks complete\(\); expected a "
+                                          r"completer class or factory"):
+        registry.completers.register("mine", dict)
+    with pytest.raises(ConfigError, match=r"recognizer 'mine': target 3 \(int\) is not callable"):
+        registry.recognizers.register("mine", 3)
+    with pytest.raises(ConfigError, match=r"protocol 'mine': target .*PairGap lacks needs\(\)"):
+        registry.protocols.register("mine", type("PairGap", (), {"prepare": len,
+                                                                 "evaluate": len}))
+    with pytest.raises(ConfigError, match=r"occlusion form 'band': target .*BandForm is a class, "
+                                          r"not an instance"):
+        registry.forms.register("band", BandForm)
+    with pytest.raises(ConfigError, match=r"occlusion form 'band': target .* lacks draw\(\), "
+                                          r"name, aliases"):
+        registry.forms.register("band", object())
+    with pytest.raises(ConfigError, match="aliases must be a tuple of names, not 'stripe'"):
+        registry.forms.register("band", BandForm(), aliases="stripe")
+    with pytest.raises(ConfigError, match="name must be a non-empty string"):
+        registry.forms.register(" band", BandForm())
+    # a lazy target of the wrong kind: when resolved, and it stays unresolved
+    temporary(registry.completers, "ordered", "collections:OrderedDict")
+    with pytest.raises(ConfigError, match=r"completer 'ordered': target collections.OrderedDict "
+                                          r"\(from 'collections:OrderedDict'\) lacks complete\(\)"):
+        create_completer("ordered")
+    assert registry.completers.get("ordered").target == "collections:OrderedDict"
+    # a factory: its objects are checked on creation (duck-typed: no base class needed)
+    temporary(registry.completers, "blur-factory", lambda: BlurCompleter())
+    assert isinstance(registry.completers.create("blur-factory"), BlurCompleter)
+    temporary(registry.completers, "half", lambda: type("Half", (), {"complete": len})())
+    with pytest.raises(ConfigError, match=r"completer 'half': .*<lambda> created .*Half.*, "
+                                          r"which lacks name, version, outputs_clean, "
+                                          r"cache_outputs; expected"):
+        registry.completers.create("half")
+    with pytest.raises(ConfigError, match="occlusion form 'rect': registered objects are not "
+                                          "created"):
+        registry.forms.create("rect")
 
 
 def test_builtins_are_plugins_of_every_axis():

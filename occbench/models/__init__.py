@@ -48,7 +48,7 @@ def _create(reg: registry.Registry, name: str, options: dict, flag: str):
     entry = reg.get(name)
     factory = entry.load()
     _check_options(factory, options, f"{reg.kind} {entry.name!r}", flag)
-    model = factory(**options)
+    model = reg.check_created(entry.name, factory(**options))
     model.options = dict(options)  # part of the cache key (cache_tag)
     return model
 

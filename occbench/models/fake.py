@@ -35,6 +35,6 @@ class FakeRecognizer(Recognizer):
                              f"{faces.dtype}")
         n, k = len(faces), 112 // _POOL
         pooled = faces.reshape(n, k, _POOL, k, _POOL, 3).mean(axis=(2, 4), dtype=np.float32)
-        x = pooled.reshape(n, -1) / 255.0
+        x = pooled.reshape(n, k * k * 3) / 255.0
         x -= x.mean(axis=1, keepdims=True)
         return l2_normalise(x @ self.projection)
