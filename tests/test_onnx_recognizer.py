@@ -69,8 +69,9 @@ def test_embeddings_shape_unit_norm_deterministic(model_path, lfw_faces):
     assert np.array_equal(rec.embed(faces), emb)  # deterministic
     assert np.array_equal(np.concatenate([rec.embed(faces[:3]), rec.embed(faces[3:])]), emb)
     assert rec.embed(faces[:0]).shape == (0, 128)
-    # different people, different embeddings
-    assert np.abs(emb @ emb.T - np.eye(10)).max() < 0.9
+    # different people, different embeddings: |cosine| at most 0.243 over these 10 people
+    # (0.393 over all 60; measured)
+    assert np.abs(emb @ emb.T - np.eye(10)).max() < 0.3
 
 
 def test_per_channel_normalisation_matches_a_hand_computation(model_path, session, lfw_faces):
@@ -127,8 +128,10 @@ def test_lfw_verification_600_pairs_through_the_cli(model_path, data_root, tmp_p
     df = read_results(out)
     acc = df[(df.metric == "accuracy")].set_index("form")
     assert set(acc.recognizer) == {"onnx"} and set(acc.n) == {600}
-    assert acc.loc["none", "value"] >= 0.97
-    assert 0.5 < acc.loc["rect", "value"] <= acc.loc["none", "value"] + 0.01
+    # measured: 99.83 % clean, 98.33 % with the 0.1 rectangle over the eyes (600 pairs: a
+    # pair is 0.17 points)
+    assert acc.loc["none", "value"] >= 0.99
+    assert 0.97 <= acc.loc["rect", "value"] <= acc.loc["none", "value"] + 0.01
     assert '"flip": 1' in df.config.iloc[0]  # the options are in the table's configuration
     rec = create_recognizer("onnx", path=model_path, mean=MEAN, std=STD, flip=True)
     assert (tmp_path / "cache" / "features" / f"onnx@{rec.version}").is_dir()

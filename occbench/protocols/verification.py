@@ -196,10 +196,14 @@ class Verification:
                   for keys in ([p.key1 for p in self.pairs], [p.key2 for p in self.pairs]))
         res = verify(f1, f2, np.array([p.same for p in self.pairs]),
                      np.array([p.fold for p in self.pairs]))
-        # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, 9 dof) = 2.262);
-        # the accuracy_std row is the conventional np.std (ddof=0) of LFW reports.
+        # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, k - 1 dof) for k
+        # folds: 2.262 for LFW's 10); the accuracy_std row is the conventional np.std
+        # (ddof=0) of LFW reports.
+        from scipy.stats import t
+
         accs = np.asarray(res.fold_accuracies, dtype=np.float64)
-        half = 2.262 * accs.std(ddof=1) / np.sqrt(len(accs)) if len(accs) > 1 else np.nan
+        k = len(accs)
+        half = t.ppf(0.975, k - 1) * accs.std(ddof=1) / np.sqrt(k) if k > 1 else np.nan
         ds, n = ctx.dataset(self.config.pairs_set).name, len(self.pairs)  # bin:PATH -> stem
         insight = insightface_accuracy(f1, f2, [p.same for p in self.pairs])[0]
         return [ctx.row(self.name, ds, cond, "accuracy", res.mean, n,
