@@ -130,10 +130,12 @@ class ResNetTask(CelebATask):
         """Held-out figures of the student: verification accuracy on pairs of held-out
         identities (10 folds, threshold from the other nine) of clean and of occluded faces,
         and (distillation) the mean cosine to the teacher's embedding of the clean face."""
+        from occbench.train.heldout import embed
+
         held = self._held_out_set(cfg)
         out = {}
         for kind in ("clean", "occluded"):
-            emb = _embed(model.backbone, held[kind])
+            emb = embed(model.backbone, held[kind])
             out[f"acc_{kind}"] = _pair_accuracy(emb, *held["pairs"])
             if getattr(self, "targets", None) is not None:
                 t = self.targets[self.held].numpy()
@@ -192,14 +194,6 @@ class ResNetTask(CelebATask):
     def load_weights(self, model: nn.Module, tensors: dict[str, torch.Tensor]):
         """The inverse of :meth:`weights` (config ``init``): (missing, unexpected) keys."""
         return model.backbone.load_state_dict(tensors, strict=False)
-
-
-def _embed(backbone: nn.Module, faces: np.ndarray, batch: int = 256) -> np.ndarray:
-    """L2-normalised float32 embeddings of uint8 faces (the caller sets eval / no_grad)."""
-    device = next(backbone.parameters()).device
-    out = [backbone.embed(backbone.preprocess(torch.as_tensor(faces[s:s + batch], device=device)))
-           .float().cpu() for s in range(0, len(faces), batch)]
-    return F.normalize(torch.cat(out), dim=1).numpy()
 
 
 def _pair_accuracy(emb: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray) -> float:
