@@ -96,15 +96,11 @@ class BVMRTask(CelebATask):
         (:class:`occbench.train.heldout.HeldOut`; identity under ``options.recognizer``,
         default the ``mid`` student); the output blended into the input with the predicted
         mask, as the completer does."""
-        if getattr(self, "_held_set", None) is None:
-            from baselines.resnet50.adapter import load_frozen
-            from occbench.train.heldout import HeldOut
+        from baselines.resnet50.adapter import load_frozen
 
-            rec = load_frozen(cfg.options.get("recognizer", "mid"))
-            self._held_set = HeldOut(self.faces.images[self.held], cfg.seed, rec)
-            self.held_out["reference"] = {k: round(v, 5)
-                                          for k, v in self._held_set.reference.items()}
-        return self._held_set.figures(model, compose=True)
+        held = self.completion_held_out(
+            cfg, lambda: load_frozen(cfg.options.get("recognizer", "mid")))
+        return held.figures(model, compose=True)
 
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):
         occluded, clean = to_unit(batch["face"]), to_unit(batch["clean"])

@@ -268,16 +268,10 @@ class C2FDANTask(CelebATask):
     def evaluate(self, model: C2FDANTrainer, cfg: TrainConfig) -> dict[str, float]:
         """Held-out PSNR / SSIM / mask IoU / identity cosine per form
         (:class:`occbench.train.heldout.HeldOut`), identity under the losses' recognizer."""
-        if getattr(self, "_held_set", None) is None:
-            from occbench.train.heldout import HeldOut
-
-            opts = self.options(cfg)
-            rec = model.recognizer or load_recognizer(opts["recognizer"],
-                                                      opts["recognizer_weights"])
-            self._held_set = HeldOut(self.faces.images[self.held], cfg.seed, rec)
-            self.held_out["reference"] = {k: round(v, 5)
-                                          for k, v in self._held_set.reference.items()}
-        return self._held_set.figures(model.generator)
+        opts = self.options(cfg)
+        held = self.completion_held_out(cfg, lambda: model.recognizer or load_recognizer(
+            opts["recognizer"], opts["recognizer_weights"]))
+        return held.figures(model.generator)
 
     def _scale(self, lr: float, start: int) -> float:
         """lr_scale making ``lr`` the peak learning rate of a stage that begins at ``start``

@@ -138,6 +138,19 @@ class CelebATask:
                          "identities": int(len(np.unique(self.faces.labels[held])))}
         return np.flatnonzero(~held), np.flatnonzero(held)
 
+    def completion_held_out(self, cfg, recognizer):
+        """The held-out faces as a completion task measures them
+        (:class:`occbench.train.heldout.HeldOut`), built once (``recognizer``: a callable
+        returning the frozen recognizer of the identity figures); its reference figures go
+        to the provenance."""
+        if getattr(self, "_held_set", None) is None:
+            from occbench.train.heldout import HeldOut
+
+            self._held_set = HeldOut(self.faces.images[self.held], cfg.seed, recognizer())
+            self.held_out["reference"] = {k: round(v, 5)
+                                          for k, v in self._held_set.reference.items()}
+        return self._held_set
+
     def describe(self) -> dict:
         out = self.faces.describe()
         if getattr(self, "report", None):
