@@ -145,7 +145,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if frame is not None:
         print(summary_table(frame).to_string())
         timings = ", ".join(f"{k} {v:.1f} s" for k, v in frame.attrs.get("timings", {}).items())
-        print(f"\n{len(frame)} rows merged into {Path(args.out) / 'results.parquet'} ({timings})")
+        print(f"\n{len(frame)} rows stored in {frame.attrs['part']} ({timings})")
     return 0
 
 
@@ -290,7 +290,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-clean", action="store_true",
                    help="leave out the clean condition (e.g. measured by an earlier run)")
     p.add_argument("--out", default="occbench-results",
-                       help="folder of results.parquet (default ./occbench-results)")
+                       help="results folder: each run adds a part under parts/ (default ./occbench-results)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_rep = sub.add_parser("report", help="markdown and CSV tables from a results table")
     p_rep.add_argument("--results", default="occbench-results",
-                       help="results.parquet or its folder (default ./occbench-results)")
+                       help="results folder or one .parquet file (default ./occbench-results)")
     p_rep.add_argument("--out", default=None, help="folder to write report.md and results.csv")
     p_rep.add_argument("--size", default=None,
                        help="Table I over these sizes only, e.g. rect:0.1,text:0.3 (a bare "
@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_plot = sub.add_parser("plot", help="the paper's Fig. 7 and Fig. 8 from a results table")
     p_plot.add_argument("--results", default="occbench-results",
-                        help="results.parquet or its folder (default ./occbench-results)")
+                        help="results folder or one .parquet file (default ./occbench-results)")
     p_plot.add_argument("--out", default="occbench-results/figures",
                         help="folder for the PNG and PDF files (default occbench-results/figures)")
     p_plot.add_argument("--recognizer", default=None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occbench.imageio import atomic_write
+from occbench.imageio import save_figure
 from occbench.occlusion import Condition
 
 
@@ -59,7 +59,7 @@ def grid_images(data_root: str | Path, models: list[str], condition: Condition, 
 
 
 def write_grid(labels: list[str], images: np.ndarray, out: Path, title: str = "") -> list[Path]:
-    """Draw the grid (one row per label) as ``out`` .png and .pdf."""
+    """Draw the grid (one row per label) as ``out``.png; returns ``[path]``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,11 +84,8 @@ def write_grid(labels: list[str], images: np.ndarray, out: Path, title: str = ""
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, top))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in ("png", "pdf"):
-        path = out.parent / f"{out.name}.{ext}"  # not with_suffix: "0.1" is no suffix
-        atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=150,
-                                                            bbox_inches="tight"))
-        paths.append(path)
+    # one PNG near the faces' own resolution (~1 px per pixel of a 112-px face): a PDF copy
+    # of the same bitmaps adds megabytes and no detail
+    path = save_figure(fig, out.parent / f"{out.name}.png", dpi=100)  # "0.1" is no suffix
     plt.close(fig)
-    return paths
+    return [path]

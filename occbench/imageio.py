@@ -80,6 +80,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None] | bytes)
     return path
 
 
+def write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically unless the file already holds exactly these bytes
+    (a regenerated figure that did not change is not rewritten, so version control sees no
+    change); True when written."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    atomic_write(path, data)
+    return True
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int) -> Path:
+    """Save a matplotlib figure (format from the suffix), reproducibly (no creation date in a
+    PDF) and only if its bytes changed."""
+    path = Path(path)
+    fmt = path.name.rsplit(".", 1)[-1]
+    buf = io.BytesIO()
+    metadata = {"CreationDate": None} if fmt == "pdf" else None
+    fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+    write_if_changed(path, buf.getvalue())
+    return path
+
+
 @contextlib.contextmanager
 def locked(path: str | os.PathLike):
     """Hold an exclusive lock on ``<path>.lock`` (other processes wait): for read-modify-write

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from occbench.imageio import atomic_write
+from occbench.imageio import save_figure
 from occbench.report import (
     average,
     base_recognizer,
@@ -108,10 +108,7 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        path = out / f"{stem}.{ext}"
-        atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext, dpi=160,
-                                                            bbox_inches="tight"))
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"{stem}.{ext}", dpi=160))
     return paths
 
 

@@ -1,12 +1,18 @@
 """The tidy results table: one row per (model, recognizer, dataset, protocol, form, position,
 size, D, rank, metric), holding value, n and a 95 % confidence interval, plus provenance.
 
-Stored as Parquet (``results.parquet``), merged run after run: a new row replaces an old one
-with the same identity columns. Reports and plots read this table alone.
+Stored in a results folder as append-only Parquet parts: each run writes its rows to
+``<out>/parts/<UTC time>-<model>-<recognizer>-<key>.parquet`` and never rewrites another part, so
+a folder under version control grows by the size of each run's own rows. Read as one table
+(:func:`read_results`): an older single-file ``<out>/results.parquet`` first, then the parts in
+the order they were written; where two parts hold the same row identity the later one wins (a
+rerun replaces the figures it measured again). A part whose every row a later part replaces is
+deleted when that later part is written. Reports and plots read this table alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from dataclasses import asdict, dataclass
@@ -77,13 +83,19 @@ def rows_to_frame(rows: list[Row], config: dict) -> pd.DataFrame:
     return df.astype({"size": float, "D": int, "rank": int, "n": int, "value": float})
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """Read a results table, with a clear error if it is missing or not one."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.parquet"
-    if not path.exists():
-        raise DataError(f"{path}: no results table (run `occbench run` first)")
+LEGACY = "results.parquet"
+PARTS = "parts"
+
+
+def part_files(folder: str | Path) -> list[Path]:
+    """The files that make up the results table of ``folder``, in reading order (an older
+    ``results.parquet`` first, then the parts as written); empty if it holds none."""
+    folder = Path(folder)
+    legacy = [folder / LEGACY] if (folder / LEGACY).is_file() else []
+    return legacy + sorted((folder / PARTS).glob("*.parquet"))
+
+
+def _read_one(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
@@ -92,6 +104,21 @@ def read_results(path: str | Path) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path}: not an occbench results table (missing columns {missing})")
     return check_table(df, path)
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """The results table of a results folder (every part, later parts winning) or of one
+    Parquet file, with a clear error if there is none or a file is not one."""
+    path = Path(path)
+    files = part_files(path) if path.is_dir() else [path] if path.exists() else []
+    if not files:
+        raise DataError(f"{path}: no results table (run `occbench run` first)")
+    frames = [_read_one(f) for f in files]
+    if len(frames) == 1:
+        return frames[0]
+    df = pd.concat(frames, ignore_index=True)
+    df = df.drop_duplicates(subset=ID_COLUMNS, keep="last")
+    return df.sort_values(ID_COLUMNS, kind="stable").reset_index(drop=True)
 
 
 NUMERIC_COLUMNS = ["size", "D", "rank", "value", "n", "ci_low", "ci_high"]
@@ -118,20 +145,41 @@ def check_table(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return df
 
 
-def merge_results(path: str | Path, new: pd.DataFrame) -> pd.DataFrame:
-    """Merge ``new`` into the table at ``path`` (new rows win) and write it atomically, under
-    a lock, so runs that share one table (parallel sweeps) never lose each other's rows."""
-    path = Path(path)
-    with locked(path):
-        if path.exists():
-            old = read_results(path)
-            combined = pd.concat([old, new], ignore_index=True)
-            combined = combined.drop_duplicates(subset=ID_COLUMNS, keep="last")
-        else:
-            combined = new
-        combined = combined.sort_values(ID_COLUMNS, kind="stable").reset_index(drop=True)
-        atomic_write(path, lambda tmp: combined.to_parquet(tmp, index=False))
-    return combined
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:40]
+
+
+def append_results(folder: str | Path, new: pd.DataFrame) -> Path:
+    """Write ``new`` as a new part of the results folder ``folder`` and return its path.
+
+    The part is named by its creation time, model, recognizer and a digest of its rows, and
+    written atomically; no other part is rewritten. Older parts whose every row identity
+    ``new`` holds are deleted (all their figures are replaced), under a lock, so parallel
+    sweeps into one folder never lose each other's rows.
+    """
+    folder = Path(folder)
+    new = new.sort_values(ID_COLUMNS, kind="stable").reset_index(drop=True)
+    new = check_table(new, "the rows to store")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    digest = hashlib.sha256(pd.util.hash_pandas_object(new, index=False).values.tobytes())
+    who = "-".join(_slug(str(v)) for v in
+                   (new["model"].iloc[0], new["recognizer"].iloc[0])) if len(new) else "empty"
+    parts = folder / PARTS
+    with locked(parts):
+        older = part_files(folder)
+        dest = parts / f"{stamp}-{who}-{digest.hexdigest()[:12]}.parquet"
+        atomic_write(dest, lambda tmp: new.to_parquet(tmp, index=False))
+        ids = pd.MultiIndex.from_frame(new[ID_COLUMNS])
+        for old in older:
+            if old.parent != parts:
+                continue  # an older single-file table is read, never rewritten or deleted
+            try:
+                theirs = pd.MultiIndex.from_frame(pd.read_parquet(old, columns=ID_COLUMNS))
+            except Exception:  # unreadable: leave it for read_results to name
+                continue
+            if theirs.isin(ids).all():
+                old.unlink()
+    return dest
 
 
 def mean_ci(values: np.ndarray, *, seed: int = 0, reps: int = 1000) -> tuple[float, float, float]:

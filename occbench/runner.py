@@ -2,7 +2,8 @@
 
 data root -> data sets -> aligned faces (cached) -> for each occlusion condition:
 occlude -> complete -> embed (cached) -> each protocol's rows (identification, verification,
-reconstruction, landmarks, or a plug-in's) -> tidy rows merged into ``<out>/results.parquet``.
+reconstruction, landmarks, or a plug-in's) -> tidy rows, stored as a new part of the results
+folder ``<out>``.
 
 Protocols are plug-ins (:mod:`occbench.protocols.base`): the runner prepares each one, fills
 the union of what they need per condition into the caches, and collects their rows. The clean
@@ -21,7 +22,7 @@ import pandas as pd
 
 from occbench import registry
 from occbench.occlusion import CLEAN, Condition
-from occbench.results import Row, merge_results, rows_to_frame
+from occbench.results import Row, append_results, rows_to_frame
 
 
 def default_protocols() -> tuple[str, ...]:
@@ -122,7 +123,8 @@ class Runner:
 
 def run(config: RunConfig, data_root: Path, out: Path, *, cache: Path | None = None,
         progress: bool = True, memo: dict | None = None) -> pd.DataFrame | None:
-    """Run, merge the rows into ``out/results.parquet`` and return this run's rows (rank 0).
+    """Run, store the rows as a new part of the results folder ``out`` and return this run's
+    rows (rank 0; ``attrs["part"]``: the part's path).
 
     ``memo``: a dict shared between runs of one process (a sweep) to align/load each set once.
     """
@@ -139,6 +141,6 @@ def run(config: RunConfig, data_root: Path, out: Path, *, cache: Path | None = N
     cfg = asdict(config)
     cfg.pop("conditions")
     frame = rows_to_frame(rows, cfg)
-    merge_results(Path(out) / "results.parquet", frame)
+    frame.attrs["part"] = append_results(out, frame)
     frame.attrs["timings"] = runner.timings
     return frame

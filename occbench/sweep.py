@@ -4,7 +4,7 @@
         --out reports/sweep
 
 Each (model, recognizer) is one :func:`occbench.runner.run` (same options as ``occbench
-run``), merged into ``<out>/results.parquet``; the data sets are loaded and aligned once for
+run``), stored as one part of the results folder ``<out>`` (``occbench.results``); the data sets are loaded and aligned once for
 the whole sweep. Resumable at two levels: a finished (model, recognizer, settings) is recorded
 in ``<out>/sweep.json`` and skipped when the sweep is run again (``force=True`` redoes it),
 and an interrupted one resumes from the feature cache. ``sweep.json`` also records, for each

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from occbench.results import ID_COLUMNS
+from occbench.results import ID_COLUMNS, read_results
 from occbench.runner import RunConfig, run
 
 HERE = Path(__file__).resolve().parent
@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", default=str(HERE / "sweep" / "results.parquet"))
+    p.add_argument("--results", default=str(HERE / "sweep"))
     p.add_argument("--model", required=True)
     p.add_argument("--recognizer", required=True)
     p.add_argument("--protocol", required=True, help="comma list")
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--tol", type=float, default=1e-9)
     args = p.parse_args(argv)
 
-    stored = pd.read_parquet(args.results)
+    stored = read_results(args.results)
     mine = stored[(stored.model == args.model) & (stored.recognizer == args.recognizer)]
     if mine.empty:
         print(f"no stored rows of {args.model} x {args.recognizer}", file=sys.stderr)

@@ -1,13 +1,14 @@
 """The issue-17 evaluation table of RESULTS.md (middle sizes; gap closed per completer x recognizer,
 PSNR / SSIM / mask IoU on the FaceScrub probes) from the committed sweep table alone.
 
-    python reports/summary_51k.py [reports/sweep/results.parquet]
+    python reports/summary_51k.py [reports/sweep]
 """
 import sys
 
 import pandas as pd
 
 from occbench.report import headline_rows, table1
+from occbench.results import read_results
 
 MIDDLE = (('rect', 0.1), ('text', 0.3))
 MODELS = ['occluded', 'bvmr', 'bvmr-51k', 'c2fdan-coarse', 'c2fdan-coarse-51k', 'c2fdan-no-style',
@@ -16,7 +17,7 @@ RECOGNIZERS = ('dlib', 'resnet50', 'onnx')
 
 
 def main(path: str) -> None:
-    df = pd.read_parquet(path)
+    df = read_results(path)
     heads = headline_rows(df)
     rows = {}
     for form in ('rect', 'text', None):
@@ -63,4 +64,4 @@ def main(path: str) -> None:
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else 'reports/sweep/results.parquet')
+    main(sys.argv[1] if len(sys.argv) > 1 else 'reports/sweep')

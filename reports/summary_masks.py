@@ -3,7 +3,7 @@ TPIR@1 % of the paper's protocol (probe and mate occluded) and of the clean-gall
 (``cg``: mate clean) per recognizer and condition, dlib / onnx / resnet50 LFW %, and the
 completers' rows with their FaceScrub PSNR / mask IoU.
 
-    python reports/summary_masks.py [reports/sweep/results.parquet]
+    python reports/summary_masks.py [reports/sweep]
 """
 
 import sys
@@ -11,6 +11,7 @@ import sys
 import pandas as pd
 
 from occbench.report import headline_rows
+from occbench.results import read_results
 
 CG = "identification-clean-gallery"
 COND = [("mask", 0.1), ("mask", 0.4), ("mask", 0.8), ("glasses", 1.2), ("glasses", 1.6),
@@ -22,7 +23,7 @@ def _at(df: pd.DataFrame, form: str, size: float) -> pd.DataFrame:
 
 
 def main(path: str) -> str:
-    df = pd.read_parquet(path)
+    df = read_results(path)
     heads = headline_rows(df)  # TPIR@1 at the largest D of each protocol, LFW, probe-set quality
     ident, lfw = pd.concat([heads["tpir1"], heads["tpir1_cg"]]), heads["lfw"]
     out = []
@@ -61,4 +62,4 @@ def main(path: str) -> str:
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1] if len(sys.argv) > 1 else "reports/sweep/results.parquet"))
+    print(main(sys.argv[1] if len(sys.argv) > 1 else "reports/sweep"))

@@ -21,7 +21,8 @@ from occbench.features import FeatureStore, QualityStore
 from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer, create_recognizer, list_models
 from occbench.occlusion import Condition
-from occbench.results import ID_COLUMNS, Row, merge_results, read_results, rows_to_frame
+from occbench.results import (ID_COLUMNS, Row, append_results, part_files, read_results,
+                              rows_to_frame)
 
 LIMIT = 30  # images of each set: a few FaceScrub people, 30 distractors, 30 LFW pairs
 
@@ -143,7 +144,7 @@ def test_killed_run_resumes_to_identical_results(small_run, data_root, tmp_path,
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "out" / "results.parquet").exists()
+    assert part_files(tmp_path / "out") == []  # rows are stored only at the end
     stored = _feature_rows(cache)
     assert stored > 0  # the kill came after some features were written
     monkeypatch.setenv("OCCBENCH_CACHE", str(cache))
@@ -233,18 +234,38 @@ def test_feature_cache_resume_and_old_version(tmp_path, capsys):
         fresh.get(["a"], ["da"])
 
 
-def test_results_merge_replaces_same_identity(tmp_path):
-    def frame(value):
-        return rows_to_frame([Row("m", "r", "lfw", "verification", "rect", "eyes", 0.1,
-                                  "accuracy", value, 6000)], {"x": 1})
-    path = tmp_path / "results.parquet"
-    merge_results(path, frame(0.9))
-    merge_results(path, frame(0.8))
-    df = read_results(path)
-    assert len(df) == 1 and df.value.iloc[0] == 0.8
+def _frame(value, size=0.1, model="m"):
+    return rows_to_frame([Row(model, "r", "lfw", "verification", "rect", "eyes", size,
+                              "accuracy", value, 6000)], {"x": 1})
+
+
+def test_results_parts_later_wins_and_replaced_parts_go(tmp_path):
+    first = append_results(tmp_path, pd.concat([_frame(0.9), _frame(0.7, size=0.2)]))
+    second = append_results(tmp_path, _frame(0.8))  # replaces one of first's two rows
+    assert part_files(tmp_path) == [first, second] and first.parent.name == "parts"
+    df = read_results(tmp_path)
+    assert sorted(zip(df["size"], df.value)) == [(0.1, 0.8), (0.2, 0.7)]
+    third = append_results(tmp_path, pd.concat([_frame(0.6), _frame(0.5, size=0.2)]))
+    assert part_files(tmp_path) == [third]  # every row of the older parts replaced: deleted
+    assert sorted(read_results(tmp_path).value) == [0.5, 0.6]
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(OccbenchError, match="bad.parquet"):
         read_results(tmp_path / "bad.parquet")
+
+
+def test_results_folder_reads_an_older_single_table_first(tmp_path):
+    """A folder written before the parts existed keeps its ``results.parquet``: read first,
+    never rewritten; a new part's rows win over it."""
+    _frame(0.9).to_parquet(tmp_path / "results.parquet")
+    before = (tmp_path / "results.parquet").read_bytes()
+    append_results(tmp_path, pd.concat([_frame(0.8), _frame(0.7, size=0.2)]))
+    assert (tmp_path / "results.parquet").read_bytes() == before
+    df = read_results(tmp_path)
+    assert sorted(zip(df["size"], df.value)) == [(0.1, 0.8), (0.2, 0.7)]
+    assert read_results(tmp_path / "results.parquet").value.tolist() == [0.9]
+    (tmp_path / "parts" / "zz-bad.parquet").write_bytes(b"junk")
+    with pytest.raises(OccbenchError, match="zz-bad.parquet"):
+        read_results(tmp_path)
 
 
 def test_cli_errors_are_one_line(data_root, tmp_path, capsys):
@@ -304,20 +325,20 @@ def test_clean_oracle_reuses_the_clean_features(small_run, data_root, monkeypatc
     assert "reconstruction" not in set(df.protocol)
 
 
-def _merge_many(path, model, count):
+def _append_many(path, model, count):
     for i in range(count):
         row = Row(model, "dlib", "lfw", "verification", "rect", "eyes", 0.1 + i / 1000,
                   "accuracy", 0.9, 10)
-        merge_results(path, rows_to_frame([row], {}))
+        append_results(path, rows_to_frame([row], {}))
 
 
-def test_parallel_merges_lose_no_rows(tmp_path):
-    """Two processes merging into one table (parallel sweeps) keep every row."""
+def test_parallel_appends_lose_no_rows(tmp_path):
+    """Two processes storing into one results folder (parallel sweeps) keep every row."""
     import multiprocessing as mp
 
-    path = tmp_path / "results.parquet"
+    path = tmp_path / "out"
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_merge_many, args=(path, m, 15)) for m in ("a", "b")]
+    procs = [ctx.Process(target=_append_many, args=(path, m, 15)) for m in ("a", "b")]
     for p in procs:
         p.start()
     for p in procs:

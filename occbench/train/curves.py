@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from occbench.errors import ConfigError
-from occbench.imageio import atomic_write
+from occbench.imageio import save_figure
 
 
 def read_run(path: str | Path) -> dict:
@@ -90,6 +90,6 @@ def plot_training(path: str | Path, out: str | Path, title: str | None = None) -
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dest = out / f"training_{run['model']}.png"
-    atomic_write(dest, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    save_figure(fig, dest, dpi=120)
     plt.close(fig)
     return dest
