@@ -10,7 +10,7 @@ ranks spread over 1 to beyond 10.
 
 - ``test_bare_faiss``: ``faiss.IndexFlatIP`` add + ``search(probes, k=10)``; its top 10 of
   a few probes is checked against numpy.
-- ``test_occbench_identify``: :func:`occbench.protocols.identification.identify` on the
+- ``test_occbench_identify``: :func:`occbench.metrics.identification.identify` on the
   same arrays (CMC to rank 1000, TPIR@1 for every D, TPIR@1..10, bootstrap intervals);
   its ``extra_info`` holds ``ratio_to_bare`` when the bare test ran first in the session.
   Its pairs, ranks (to 10) and TPIR@1..10 are checked against the bare top 10 (the rank
@@ -35,7 +35,7 @@ import faiss
 import numpy as np
 import pytest
 
-from occbench.protocols.identification import TIE_EPS, identify
+from occbench.metrics.identification import TIE_EPS, identify
 
 N = int(os.environ.get("OCCBENCH_BENCH_DISTRACTORS", 1_000_000))
 N_PROBES, N_IDS, DIM = 3530, 80, 512
@@ -152,7 +152,7 @@ def test_occbench_identify(benchmark, arrays):
 _CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from occbench.protocols.identification import identify
+    from occbench.metrics.identification import identify
 
     def rss():  # current and peak resident set, bytes
         d = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open("/proc/self/status")

@@ -18,7 +18,8 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from occbench.imageio import read_rgb
-from occbench.metrics import psnr, ssim
+from occbench.metrics.psnr import psnr
+from occbench.metrics.ssim import ssim
 
 N = 1000
 

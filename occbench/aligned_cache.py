@@ -3,7 +3,7 @@
 ``<cache_root>/aligned/<set>.sqlite`` holds one row per (sha1 of the image file's bytes,
 alignment version): the 112x112x3 face, the five source landmarks and the aligned flag.
 Keying by content means a renamed or copied file is still a hit and an edited one is not;
-keying by version means bumping ``occbench.align.ALIGN_VERSION`` invalidates everything.
+keying by version means bumping ``occbench.faces.ALIGN_VERSION`` invalidates everything.
 Rows are written in transactions, batch by batch (a killed run resumes), in WAL mode with a
 busy timeout so several processes can read and write the same file. A corrupt file is moved
 aside and recomputed (:mod:`occbench.cachedb`); a read-only one is an error naming it.
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS faces (
 
 
 # 68 landmarks of the aligned faces (the 112 frame), beside the faces in the same file:
-# a pure function of the face's pixels, keyed by its content digest (align.face_digest).
+# a pure function of the face's pixels, keyed by its content digest (faces.face_digest).
 _POINTS_SCHEMA = ("CREATE TABLE IF NOT EXISTS landmarks68 (digest TEXT NOT NULL, version TEXT "
                   "NOT NULL, points BLOB NOT NULL, PRIMARY KEY (digest, version)) WITHOUT ROWID")
 POINTS_VERSION = "dlib68-box1-up2"  # predictor, fixed face box and upsampling of landmarks68
@@ -203,12 +203,12 @@ class AlignedCache:
 
 def cached_landmarks68(faces: np.ndarray, digests: list[str], path: Path | None,
                        progress: bool = False) -> np.ndarray:
-    """(N, 68, 2) float64 landmarks of aligned faces (:func:`occbench.protocols.landmarks.
+    """(N, 68, 2) float64 landmarks of aligned faces (:func:`occbench.landmarks68.
     landmarks68`), read from and written to the aligned cache file ``path`` (None: computed,
     not stored)."""
     from tqdm import tqdm
 
-    from occbench.protocols.landmarks import landmarks68
+    from occbench.landmarks68 import landmarks68
 
     cache = AlignedCache(path, POINTS_VERSION) if path else None
     try:

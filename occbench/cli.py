@@ -42,8 +42,8 @@ def _cmd_data_sources(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from occbench.data.sources import load_training_faces
     from occbench.paths import check_cache, resolve_data_root
-    from occbench.train.sources import load_training_faces
 
     if args.data or os.environ.get("OCCBENCH_DATA"):  # ${OCCBENCH_DATA} in the sources file
         os.environ["OCCBENCH_DATA"] = str(resolve_data_root(args.data))

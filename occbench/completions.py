@@ -93,7 +93,7 @@ def complete_cached(completer: Completer, store: CompletionStore | None, keys: l
                     contents: list[str], occluded: np.ndarray, clean: np.ndarray,
                     rank: int = 0):
     """:func:`run_completer`, reading and filling ``store`` (if given) for faces of these
-    ``contents`` (their :func:`~occbench.align.face_digest`)."""
+    ``contents`` (their :func:`~occbench.faces.face_digest`)."""
     if store is None:
         return run_completer(completer, keys, occluded, clean)
     found = store.get(keys, contents)

@@ -39,7 +39,7 @@ def _fill(store: RowStore, keys: list[str], faces: np.ndarray, contents: list[st
           batch_size: int, step: Callable[[np.ndarray, list[str], list[str]], None], *,
           rank: int, world: int, progress: bool, desc: str) -> int:
     """Call ``step(rows, keys, contents)`` on batches of the faces ``store`` lacks."""
-    from occbench.align import face_digests
+    from occbench.faces import face_digests
 
     if contents is None:  # rows are keyed by what produced them, not just the name
         contents = face_digests(faces)
@@ -65,7 +65,7 @@ def extract(store: FeatureStore, keys: list[str], faces: np.ndarray, condition: 
 
     ``completer=None`` embeds the faces as they are (clean distractors). ``completions``: the
     completer's output cache (read and filled). ``contents``: the faces'
-    :func:`~occbench.align.face_digests` when the caller has them already (e.g.
+    :func:`~occbench.faces.face_digests` when the caller has them already (e.g.
     :attr:`AlignedFaces.digests`); computed here otherwise. ``landmarks``: (N, 68, 2), for a
     form drawn from them.
     """
@@ -90,7 +90,8 @@ def measure(store: QualityStore, keys: list[str], faces: np.ndarray, condition: 
             contents: list[str] | None = None, landmarks: np.ndarray | None = None) -> int:
     """Fill ``store`` with PSNR / SSIM of each completed face against the clean one and the
     IoU of the predicted mask with the true one (NaN for the clean condition)."""
-    from occbench.metrics import psnr, ssim
+    from occbench.metrics.psnr import psnr
+    from occbench.metrics.ssim import ssim
 
     def step(idx, batch_keys, batch_contents):
         clean = faces[idx]

@@ -2,7 +2,7 @@
 
 The occlusions people meet most in practice are face masks and sunglasses. Both forms are
 drawn from dlib's 68 landmarks of the aligned face (iBUG 300-W numbering, 0-based, in the
-112 frame: :attr:`occbench.align.AlignedFaces.landmarks68`), so they follow the face when it
+112 frame: :attr:`occbench.faces.AlignedFaces.landmarks68`), so they follow the face when it
 is turned. Neither has a position axis (the condition's position is ``none``); both are
 deterministic per (image key, form, size, seed) like the paper's forms, and neither is drawn
 by the training sampler unless asked for (``train = False``).

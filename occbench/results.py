@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from occbench import __version__
@@ -180,18 +179,3 @@ def append_results(folder: str | Path, new: pd.DataFrame) -> Path:
             if theirs.isin(ids).all():
                 old.unlink()
     return dest
-
-
-def mean_ci(values: np.ndarray, *, seed: int = 0, reps: int = 1000) -> tuple[float, float, float]:
-    """Mean of per-item values with a 95 % percentile bootstrap interval over items.
-
-    Non-finite values (a PSNR of inf for an untouched image) are left out of all three.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.size, size=(reps, v.size))
-    boot = v[idx].mean(axis=1)
-    return float(v.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))

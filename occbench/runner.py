@@ -85,13 +85,13 @@ def _dist_env() -> tuple[int, int]:
 
 
 class Runner:
-    """One run: its models, its protocols and their shared :class:`~occbench.protocols.base.
-    Context`."""
+    """One run: its models, its protocols and their shared
+    :class:`~occbench.context.Context`."""
 
     def __init__(self, config: RunConfig, data_root: Path, cache: Path, progress: bool = True,
                  memo: dict | None = None):
+        from occbench.context import Context
         from occbench.models import create_completer, create_recognizer
-        from occbench.protocols.base import Context
 
         self.config = config
         self.rank, self.world = _dist_env()

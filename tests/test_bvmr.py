@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 from baselines.bvmr.model import BVMR, count_parameters, create
 from baselines.bvmr.task import BVMRTask, bvmr_losses, masked_l1
+from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer
-from occbench.train.data import LabelledFaces
 from occbench.train.loop import TrainConfig, to_device
 from tests._tiny_training import train_tiny
 

@@ -29,11 +29,11 @@ from baselines.c2fdan.model import (
 )
 from baselines.c2fdan.task import FEATURES, C2FDANTask, C2FDANTrainer, load_recognizer
 from occbench import registry
+from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer, list_models
 from occbench.models.torch_adapter import to_unit
 from occbench.train.cli import config_path
-from occbench.train.data import LabelledFaces
 from occbench.train.loop import TrainConfig, lr_factor, to_device
 from tests._tiny_training import train_tiny
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from occbench.align import face_digests
 from occbench.completions import CompletionStore, complete_cached
+from occbench.faces import face_digests
 from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer
 from occbench.occlusion import Condition, occlude_batch

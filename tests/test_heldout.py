@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from baselines.resnet50.adapter import load_frozen
-from occbench.metrics import psnr
+from occbench.metrics.psnr import psnr
 from occbench.models.torch_adapter import to_unit
 from occbench.train.heldout import FORMS, HeldOut, occlude_held_out
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from occbench.errors import ConfigError, OccbenchError
-from occbench.protocols.bootstrap import cluster_bootstrap_ci
-from occbench.protocols.identification import (
+from occbench.metrics.bootstrap import cluster_bootstrap_ci
+from occbench.metrics.identification import (
     TIE_EPS,
     distractor_order,
     distractor_sizes,

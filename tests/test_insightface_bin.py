@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from occbench.data import load_dataset
-from occbench.data.insightface_bin import contiguous_folds
 from occbench.errors import DataError
-from occbench.protocols.verification import insightface_accuracy
+from occbench.metrics.verification import contiguous_folds, insightface_accuracy
 
 
 def _png(face: np.ndarray) -> bytes:

@@ -9,9 +9,9 @@ import pytest
 from scipy import stats
 
 from occbench.data.pairs import Pair
-from occbench.protocols.bootstrap import cluster_bootstrap_ci
-from occbench.protocols.verification import Verification, verify
-from occbench.results import mean_ci
+from occbench.metrics.bootstrap import cluster_bootstrap_ci, mean_ci
+from occbench.metrics.verification import verify
+from occbench.protocols.verification import Verification
 from occbench.runner import RunConfig
 
 # ------------------------------------------------------------------ verification t-interval

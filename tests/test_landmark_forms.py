@@ -33,7 +33,7 @@ def test_registered_without_positions_and_not_trained_by_default(tmp_path):
 
 @pytest.fixture(scope="module")
 def points(lfw_faces):
-    from occbench.protocols.landmarks import landmarks68
+    from occbench.landmarks68 import landmarks68
 
     return landmarks68(lfw_faces[:16])
 

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occbench.protocols.landmarks import (
-    FACE_BOX,
-    derive_face_box,
-    evaluate_landmarks,
-    interocular,
-    landmark_errors,
-    landmarks68,
-)
+from occbench.align import derive_face_box
+from occbench.landmarks68 import FACE_BOX, landmarks68
+from occbench.metrics.landmarks import interocular, landmark_errors
+from occbench.protocols.landmarks import evaluate_landmarks
 from occbench.template import LEFT_EYE, RIGHT_EYE
 
 N_FACES = 20

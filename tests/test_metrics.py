@@ -12,8 +12,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from occbench.errors import ConfigError
 from occbench.imageio import read_rgb
-from occbench.metrics import PSNRMean, mean_psnr, mean_ssim, psnr, ssim
-from occbench.metrics.ssim import gaussian_kernel
+from occbench.metrics.psnr import PSNRMean, mean_psnr, psnr
+from occbench.metrics.ssim import gaussian_kernel, mean_ssim, ssim
 from occbench.occlusion import occlude_batch
 
 KINDS = ["rect", "text", "noise", "blur", "shift"]

@@ -380,8 +380,8 @@ class EyeBar(Form):
 
 
 def test_new_landmark_form_covers_the_eyes_of_real_faces(tmp_path, temporary, lfw_faces):
+    from occbench.landmarks68 import landmarks68
     from occbench.occlusion import occlude_batch
-    from occbench.protocols.landmarks import landmarks68
 
     temporary(registry.forms, "eyebar", EyeBar())
     faces = lfw_faces[:8]

@@ -217,8 +217,8 @@ def test_feature_row_of_wrong_length_is_recomputed(warm_run, data_root, tmp_path
 
 
 def test_corrupt_completion_shard_is_recomputed(tmp_path, lfw_faces, capsys):
-    from occbench.align import face_digests
     from occbench.completions import CompletionStore, complete_cached
+    from occbench.faces import face_digests
     from occbench.features import Condition
     from occbench.models import create_completer
 

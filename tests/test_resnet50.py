@@ -12,10 +12,11 @@ from safetensors.torch import load_file, save_file
 
 from baselines.resnet50.model import create
 from baselines.resnet50.task import ArcMargin, ResNetTask
+from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_recognizer
 from occbench.train.cli import train_main
-from occbench.train.data import FaceDataset, LabelledFaces
+from occbench.train.data import FaceDataset
 from occbench.train.loop import TrainConfig, to_device, train
 from tests._tiny_training import train_tiny
 

@@ -21,8 +21,14 @@ from occbench.features import FeatureStore, QualityStore
 from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer, create_recognizer, list_models
 from occbench.occlusion import Condition
-from occbench.results import (ID_COLUMNS, Row, append_results, part_files, read_results,
-                              rows_to_frame)
+from occbench.results import (
+    ID_COLUMNS,
+    Row,
+    append_results,
+    part_files,
+    read_results,
+    rows_to_frame,
+)
 
 LIMIT = 30  # images of each set: a few FaceScrub people, 30 distractors, 30 LFW pairs
 
@@ -244,7 +250,7 @@ def test_results_parts_later_wins_and_replaced_parts_go(tmp_path):
     second = append_results(tmp_path, _frame(0.8))  # replaces one of first's two rows
     assert part_files(tmp_path) == [first, second] and first.parent.name == "parts"
     df = read_results(tmp_path)
-    assert sorted(zip(df["size"], df.value)) == [(0.1, 0.8), (0.2, 0.7)]
+    assert sorted(zip(df["size"], df.value, strict=True)) == [(0.1, 0.8), (0.2, 0.7)]
     third = append_results(tmp_path, pd.concat([_frame(0.6), _frame(0.5, size=0.2)]))
     assert part_files(tmp_path) == [third]  # every row of the older parts replaced: deleted
     assert sorted(read_results(tmp_path).value) == [0.5, 0.6]
@@ -261,7 +267,7 @@ def test_results_folder_reads_an_older_single_table_first(tmp_path):
     append_results(tmp_path, pd.concat([_frame(0.8), _frame(0.7, size=0.2)]))
     assert (tmp_path / "results.parquet").read_bytes() == before
     df = read_results(tmp_path)
-    assert sorted(zip(df["size"], df.value)) == [(0.1, 0.8), (0.2, 0.7)]
+    assert sorted(zip(df["size"], df.value, strict=True)) == [(0.1, 0.8), (0.2, 0.7)]
     assert read_results(tmp_path / "results.parquet").value.tolist() == [0.9]
     (tmp_path / "parts" / "zz-bad.parquet").write_bytes(b"junk")
     with pytest.raises(OccbenchError, match="zz-bad.parquet"):

@@ -73,7 +73,7 @@ def test_unlabelled_reader(snapshot_like):
 
 @pytest.mark.slow
 def test_sources_file_dedupes_pads_and_labels(snapshot_like, data_root, monkeypatch, tmp_path):
-    from occbench.train.sources import load_training_faces
+    from occbench.data.sources import load_training_faces
 
     root, picked = snapshot_like
     monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
@@ -147,7 +147,7 @@ def test_completion_tasks_train_on_a_sources_file_from_init_weights(name, arch, 
 
 
 def test_holdout_takes_whole_identities_independent_of_order():
-    from occbench.train.data import holdout_mask, holdout_pairs
+    from occbench.data.labelled import holdout_mask, holdout_pairs
 
     rng = np.random.default_rng(0)
     identities = [f"celeba:{i}" for i in range(50)]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from occbench.metrics import psnr
 from occbench.metrics.iou import mask_iou
+from occbench.metrics.psnr import psnr
 from occbench.models import create_completer
 from occbench.occlusion import occlude_batch
 

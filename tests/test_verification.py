@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from occbench.errors import ConfigError, OccbenchError
-from occbench.protocols.verification import best_threshold, cosine_scores, verify, verify_scores
+from occbench.metrics.verification import best_threshold, cosine_scores, verify, verify_scores
 
 
 def accuracy(s, y, t):

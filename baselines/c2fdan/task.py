@@ -82,8 +82,9 @@ from baselines.c2fdan import losses as L
 from baselines.c2fdan.discriminators import Discriminators
 from baselines.c2fdan.model import Generator, arch_config, create, variant_config
 from baselines.resnet50.adapter import load_frozen as load_recognizer
+from occbench.data.labelled import LabelledFaces
 from occbench.models.torch_adapter import to_unit
-from occbench.train.data import CelebATask, FaceDataset, LabelledFaces
+from occbench.train.data import CelebATask, FaceDataset
 from occbench.train.loop import TrainConfig, lr_factor, steps_per_epoch
 
 FEATURES = ("block1", "block3")

@@ -16,7 +16,7 @@ the embedding to reproduce a teacher's embedding of the *clean* face (loss 1 - c
   by the face's content). Use a flip-invariant teacher (``flip`` = flip-sum for ``onnx``): the
   student sees mirrored faces and learns the same target. The student's embedding size must
   equal the teacher's.
-* ``options.sources``: a sources file (:mod:`occbench.train.sources`; a path relative to the
+* ``options.sources``: a sources file (:mod:`occbench.data.sources`; a path relative to the
   repository, or absolute) instead of ``<data root>/celeba``; unlabelled faces are fine.
 * ``resnet50-occ`` sees the face with the training occlusions (``occlusion_p``) and still
   learns the teacher's embedding of the clean face.
@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.resnet50.model import create
+from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError
-from occbench.train.data import CelebATask, FaceDataset, LabelledFaces
+from occbench.train.data import CelebATask, FaceDataset
 from occbench.train.loop import TrainConfig
 
 NAMES = ("resnet50", "resnet50-occ")
@@ -113,8 +114,8 @@ class ResNetTask(CelebATask):
         """The held-out faces, clean and occluded (one training occlusion each, seeded by the
         face's position), and their verification pairs; built once."""
         if getattr(self, "_held_set", None) is None:
+            from occbench.data.labelled import holdout_pairs
             from occbench.occlusion import sample_training_occlusion
-            from occbench.train.data import holdout_pairs
 
             clean = self.faces.images[self.held]
             occluded = np.stack([sample_training_occlusion(
@@ -145,8 +146,8 @@ class ResNetTask(CelebATask):
     def teacher_embeddings(self, cfg: TrainConfig) -> torch.Tensor:
         """The teacher's L2-normalised embeddings of the clean training faces (N, dim), from the
         feature cache (computed there once)."""
-        from occbench.align import face_digests
         from occbench.extract import extract
+        from occbench.faces import face_digests
         from occbench.features import CLEAN, FeatureStore
         from occbench.models import create_recognizer
         from occbench.paths import cache_root
@@ -154,7 +155,7 @@ class ResNetTask(CelebATask):
         spec = cfg.options.get("teacher") or {}
         if "name" not in spec:
             raise ConfigError("loss 'distill' needs options.teacher = {\"name\": ..., \"args\": {...}}")
-        from occbench.train.sources import expand_vars
+        from occbench.data.sources import expand_vars
 
         args = {k: expand_vars(v, "options.teacher") if isinstance(v, str) else v
                 for k, v in spec.get("args", {}).items()}
@@ -198,7 +199,7 @@ class ResNetTask(CelebATask):
 
 def _pair_accuracy(emb: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray) -> float:
     """10-fold verification accuracy of cosine scores of pairs (a[i], b[i])."""
-    from occbench.protocols.verification import verify_scores
+    from occbench.metrics.verification import verify_scores
 
     scores = (emb[a] * emb[b]).sum(1)
     return verify_scores(scores, same, np.arange(len(same)) % 10).mean

@@ -39,7 +39,7 @@ class Dataset:
     pairs: list | None = None
     pairs_file: Path | None = None
     # Faces that come aligned to the 112x112 template already (an in-memory set, an
-    # insightface .bin): an occbench.align.AlignedFaces used as it is, no detection.
+    # insightface .bin): an occbench.faces.AlignedFaces used as it is, no detection.
     faces: object | None = None
 
     def __len__(self) -> int:

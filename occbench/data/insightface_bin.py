@@ -23,9 +23,9 @@ import numpy as np
 
 from occbench.data.pairs import Pair
 from occbench.errors import DataError
+from occbench.metrics.verification import contiguous_folds
 from occbench.template import SIZE
 
-N_FOLDS = 10
 _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
             ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
             ("numpy._core.multiarray", "scalar"), ("builtins", "bytes"), ("builtins", "bool"),
@@ -37,13 +37,6 @@ class _SafeUnpickler(pickle.Unpickler):
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
-
-
-def contiguous_folds(n: int, k: int = N_FOLDS) -> np.ndarray:
-    """Fold of each of ``n`` pairs in insightface's split: k contiguous runs, the first n mod k
-    one longer (sklearn's ``KFold(k, shuffle=False)``)."""
-    sizes = np.full(k, n // k) + (np.arange(k) < n % k)
-    return np.repeat(np.arange(k), sizes)
 
 
 def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:

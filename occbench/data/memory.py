@@ -29,7 +29,7 @@ def memory_dataset(name: str, images: np.ndarray, identities: list[str],
                    pairs: list[Pair] | None = None) -> Dataset:
     """A data set of aligned (N, 112, 112, 3) uint8 ``images`` of ``identities`` (N names);
     keys ``<name>/<identity>/<i>.png``."""
-    from occbench.align import AlignedFaces
+    from occbench.faces import AlignedFaces
     from occbench.template import TEMPLATE_5
 
     images = np.ascontiguousarray(images, dtype=np.uint8)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from occbench.metrics.bootstrap import mean_ci
 from occbench.protocols.base import Need, Protocol
-from occbench.results import mean_ci
 
 
 class Reconstruction(Protocol):

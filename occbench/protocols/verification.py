@@ -1,151 +1,17 @@
-"""Pair verification with k-fold threshold selection (LFW, as in insightface's ``verification.py``).
+"""Verification protocol: LFW-style pair verification of occluded (and completed) faces.
 
-Score = cosine similarity of the two embeddings; a pair is called "same" when its score is
-strictly above the threshold. For every fold, the threshold maximising accuracy on the other
-folds is applied to that fold. The search is exact: every cut between two consecutive
-distinct training scores (at their midpoint), plus "all same" and "none same", is tried; of
-equally accurate cuts the lowest threshold is taken. Reported: per-fold accuracies, their
-mean and standard deviation (``ddof=0`` by default, numpy's ``np.std`` as insightface uses),
-and the thresholds.
+The pairs of ``config.pairs_set`` (LFW: ``pairs.txt``, 10 folds), both faces of a pair
+occluded and completed; the figures (cosine scores, thresholds from the other folds, the
+insightface-style accuracy, the t-interval over folds) are the pure functions of
+:mod:`occbench.metrics.verification`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from occbench.errors import ConfigError
-from occbench.search import check_features
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """``fold_ids``: the folds in sorted order; ``fold_accuracies`` and ``thresholds`` follow it.
-
-    ``train_accuracies``: accuracy of each threshold on the folds it was chosen on.
-    ``std`` uses ``ddof`` (0 by default).
-    """
-
-    fold_ids: np.ndarray
-    fold_accuracies: np.ndarray
-    thresholds: np.ndarray
-    train_accuracies: np.ndarray
-    mean: float
-    std: float
-    ddof: int
-    n_pairs: int
-
-
-def cosine_scores(features1, features2) -> np.ndarray:
-    """Cosine similarity of row i of ``features1`` and row i of ``features2`` (float64)."""
-    a = check_features(features1, "features1")
-    b = check_features(features2, "features2", dim=a.shape[1])
-    if len(a) != len(b):
-        raise ConfigError(f"features1 has {len(a)} rows but features2 has {len(b)}")
-    return np.einsum("ij,ij->i", a, b, dtype=np.float64)
-
-
-def best_threshold(scores, same) -> tuple[float, float]:
-    """Exact accuracy-maximising threshold: ``(threshold, accuracy)`` for "same iff score > t".
-
-    Candidates: just below the lowest score (all same), the midpoints between consecutive
-    distinct scores, and the highest score (none same); ties go to the lowest threshold.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(same, dtype=bool)
-    if not len(s):
-        raise ConfigError("no pairs to choose a threshold on")
-    o = np.argsort(s, kind="stable")
-    s, y = s[o], y[o]
-    n = len(s)
-    # Cut i: the i lowest scores are called "different", the rest "same".
-    diff_below = np.r_[0, np.cumsum(~y)]
-    same_above = y.sum() - np.r_[0, np.cumsum(y)]
-    correct = diff_below + same_above
-    valid = np.ones(n + 1, dtype=bool)
-    valid[1:n] = s[1:] > s[:-1]  # only between distinct scores
-    i = int(np.flatnonzero(valid)[np.argmax(correct[valid])])
-    if i == 0:
-        t = np.nextafter(s[0], -np.inf)
-    elif i == n:
-        t = s[-1]
-    else:
-        t = 0.5 * (s[i - 1] + s[i])
-        if not t < s[i]:  # adjacent float64 values: the midpoint rounds up
-            t = s[i - 1]
-    return float(t), float(correct[i] / n)
-
-
-def verify_scores(scores, same, folds, *, ddof: int = 0) -> VerificationResult:
-    """k-fold verification from per-pair ``scores`` (higher = more alike).
-
-    ``same``: per pair, True for the same person; ``folds``: per pair, its fold id (any
-    values, at least two distinct; LFW has 10 folds of 600). ``ddof`` for the std (default 0).
-    """
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(same)
-    f = np.asarray(folds)
-    if not (len(s) == len(y) == len(f)) or y.ndim != 1 or f.ndim != 1:
-        raise ConfigError(f"scores, same and folds need one entry per pair, got {len(s)}, {y.shape}, {f.shape}")
-    if not np.isfinite(s).all():
-        raise ConfigError(f"scores: {int((~np.isfinite(s)).sum())} of {len(s)} are NaN/inf")
-    if y.dtype != bool:
-        if not np.isin(y, (0, 1)).all():
-            raise ConfigError("same must be boolean (or 0/1)")
-        y = y.astype(bool)
-    fold_ids = np.unique(f)
-    if len(fold_ids) < 2:
-        raise ConfigError(f"need at least two folds, got {len(fold_ids)}")
-    acc, thr, train = [], [], []
-    for fid in fold_ids:
-        test = f == fid
-        t, a = best_threshold(s[~test], y[~test])
-        thr.append(t)
-        train.append(a)
-        acc.append(np.mean((s[test] > t) == y[test]))
-    acc = np.array(acc)
-    return VerificationResult(fold_ids=fold_ids, fold_accuracies=acc, thresholds=np.array(thr),
-                              train_accuracies=np.array(train), mean=float(acc.mean()),
-                              std=float(acc.std(ddof=ddof)), ddof=ddof, n_pairs=len(s))
-
-
-def verify(features1, features2, same, folds, *, ddof: int = 0) -> VerificationResult:
-    """k-fold verification of pairs of embeddings (row i of each array is pair i).
-
-    Cosine similarity (rows are checked and normalised, see :func:`cosine_scores`), then
-    :func:`verify_scores`.
-    """
-    return verify_scores(cosine_scores(features1, features2), same, folds, ddof=ddof)
-
-
-def insightface_accuracy(features1, features2, same, n_folds: int = 10
-                         ) -> tuple[float, float, np.ndarray]:
-    """Accuracy as insightface's ``verification.py`` computes it, for tables that quote it:
-    the pairs split into ``n_folds`` contiguous folds (``KFold(n_folds, shuffle=False)``); on
-    each, the threshold of ``np.arange(0, 4, 0.01)`` on the squared L2 distance of the
-    L2-normalised embeddings that is most accurate on the other folds (the first, i.e.
-    lowest, of equals; a pair is "same" when its distance is below it) is applied to the
-    fold. Returns (mean, std (ddof 0), per-fold accuracies)."""
-    from occbench.data.insightface_bin import contiguous_folds
-
-    e1, e2 = (np.asarray(f, np.float64) for f in (features1, features2))
-    e1 = e1 / np.linalg.norm(e1, axis=1, keepdims=True)
-    e2 = e2 / np.linalg.norm(e2, axis=1, keepdims=True)
-    dist = ((e1 - e2) ** 2).sum(axis=1)
-    same = np.asarray(same, dtype=bool)
-    thresholds = np.arange(0, 4, 0.01)
-    correct = (dist[None, :] < thresholds[:, None]) == same[None, :]  # (thresholds, pairs)
-    folds = contiguous_folds(len(dist), n_folds)
-    accs = np.empty(n_folds)
-    for k in range(n_folds):
-        test = folds == k
-        best = int(np.argmax(correct[:, ~test].mean(axis=1)))
-        accs[k] = correct[best, test].mean()
-    return float(accs.mean()), float(accs.std()), accs
-
-
-# ----------------------------------------------------------------------------- plug-in
+from occbench.metrics.verification import insightface_accuracy, t_half_width, verify
+from occbench.protocols.base import Need, Protocol
 
 
 def pair_faces(ctx):
@@ -170,7 +36,7 @@ def pair_faces(ctx):
     return ctx.memo[key]
 
 
-class Verification:
+class Verification(Protocol):
     """Pair verification rows on the pairs of ``config.pairs_set``, both faces of a pair
     occluded (independent instances) and completed: ``accuracy`` (the set's folds, threshold
     from the other folds; its 95 % t-interval over the folds), the conventional
@@ -180,15 +46,10 @@ class Verification:
     name = "verification"
     on_clean = True
 
-    def __init__(self, config):
-        self.config = config
-
     def prepare(self, ctx) -> None:
         self.pairs, self.faces = pair_faces(ctx)
 
     def needs(self, ctx):
-        from occbench.protocols.base import Need
-
         return [Need(self.faces, f"{self.config.pairs_set}-pairs")]
 
     def evaluate(self, ctx, cond):
@@ -199,11 +60,7 @@ class Verification:
         # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, k - 1 dof) for k
         # folds: 2.262 for LFW's 10); the accuracy_std row is the conventional np.std
         # (ddof=0) of LFW reports.
-        from scipy.stats import t
-
-        accs = np.asarray(res.fold_accuracies, dtype=np.float64)
-        k = len(accs)
-        half = t.ppf(0.975, k - 1) * accs.std(ddof=1) / np.sqrt(k) if k > 1 else np.nan
+        half = t_half_width(res.fold_accuracies)
         ds, n = ctx.dataset(self.config.pairs_set).name, len(self.pairs)  # bin:PATH -> stem
         insight = insightface_accuracy(f1, f2, [p.same for p in self.pairs])[0]
         return [ctx.row(self.name, ds, cond, "accuracy", res.mean, n,

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from occbench.metrics import mean_psnr, psnr, ssim
 from occbench.metrics.iou import mask_iou
+from occbench.metrics.psnr import mean_psnr, psnr
+from occbench.metrics.ssim import ssim
 
 FORMS = ("rect", "text")
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError, DataError
-from occbench.train.data import LabelledFaces
 
 READERS = ("celeba", "celeba-files", "unlabelled")
 _VAR = re.compile(r"\$\{(\w+)\}")

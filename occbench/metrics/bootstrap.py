@@ -1,4 +1,5 @@
-"""Percentile bootstrap over clusters (probe identities) for ratio statistics.
+"""Percentile bootstrap intervals: over clusters (probe identities) for ratio statistics
+(:func:`cluster_bootstrap_ci`), and over items for a mean (:func:`mean_ci`).
 
 A rate such as TPIR is sum(hits) / sum(pairs) over identities. Resampling identities with
 replacement keeps the pairs of one person together, which is what makes the interval honest:
@@ -49,3 +50,18 @@ def cluster_bootstrap_ci(numerators, denominators, *, reps: int = DEFAULT_REPS,
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
     low, high = np.percentile(est, q, axis=0)
     return (float(low[0]), float(high[0])) if scalar else (low, high)
+
+
+def mean_ci(values: np.ndarray, *, seed: int = 0, reps: int = 1000) -> tuple[float, float, float]:
+    """Mean of per-item values with a 95 % percentile bootstrap interval over items.
+
+    Non-finite values (a PSNR of inf for an untouched image) are left out of all three.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(reps, v.size))
+    boot = v[idx].mean(axis=1)
+    return float(v.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
