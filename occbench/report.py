@@ -1,8 +1,9 @@
 """Tables from the tidy results table alone (no recomputation).
 
 * :func:`summary_table`: one line per (model, recognizer, form, position, size) with the
-  headline figures: TPIR@1 at the largest D (and of the clean-gallery variant where run), LFW
-  verification accuracy, PSNR and SSIM.
+  headline figures each registered protocol declares (``Protocol.headlines``): TPIR@1 at the
+  largest D (and of the clean-gallery variant where run), LFW verification accuracy, PSNR,
+  SSIM, mask IoU, landmark NME, and a plug-in protocol's own columns.
 * :func:`table1`: the paper's Table I: one row per (model, recognizer), TPIR@1 per position
   for rectangles and text averaged over sizes, the averages, LFW accuracy, PSNR, SSIM and the
   share of the occluded->clean gap a row closes.
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from occbench.imageio import atomic_write
+from occbench.protocols.base import Headline
 from occbench.results import NONE
 
 KEYS = ["model", "recognizer", "form", "position", "size"]
@@ -73,31 +75,35 @@ def _fmt_ci(value: float, lo: float, hi: float, scale: float, digits: int) -> st
     return f"{value * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
 
 
+def headline_figures() -> list[tuple[str, Headline]]:
+    """(protocol name, :class:`~occbench.protocols.base.Headline`) of every registered
+    protocol that declares headlines, in column order (``order``, then by name)."""
+    from occbench import registry
+
+    found = []
+    for name in registry.protocols.names():
+        for h in getattr(registry.protocols.load(name), "headlines", ()):
+            found.append((h.order, name, h))
+    found.sort(key=lambda t: (t[0], t[1]))
+    return [(name, h) for _, name, h in found]
+
+
 def headline(df: pd.DataFrame) -> pd.DataFrame:
-    """Long table of the headline metrics, one row per KEYS + column name."""
+    """Long table of the headline figures every registered protocol declares, one row per
+    KEYS + column name."""
     parts = []
-    for protocol, column in (("identification", "TPIR@1 %"), (CLEAN_GALLERY, "TPIR@1 cg %")):
-        ident = df[(df.protocol == protocol) & (df.metric == "tpir") & (df["rank"] == 1)]
-        if not ident.empty:
-            top = ident[ident.D == ident.groupby(KEYS)["D"].transform("max")].copy()
-            top["column"], top["scale"], top["digits"] = column, 100.0, 2
-            parts.append(top)
-    ver = df[(df.protocol == "verification") & (df.metric == "accuracy")].copy()
-    if not ver.empty:
-        ver["column"], ver["scale"], ver["digits"] = "LFW acc %", 100.0, 2
-        parts.append(ver)
-    for metric, name, digits in (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 4),
-                                 ("mask_iou", "mask IoU", 3)):
-        rec = df[(df.protocol == "reconstruction") & (df.metric == metric)]
-        # the probe set (facescrub) is the paper's reconstruction set (MegaFace)
-        rec = rec[rec.dataset != "lfw"].copy()
-        if not rec.empty:
-            rec["column"], rec["scale"], rec["digits"] = name, 1.0, digits
-            parts.append(rec)
-    lm = df[(df.protocol == "landmarks") & (df.metric == "nme")].copy()
-    if not lm.empty:
-        lm["column"], lm["scale"], lm["digits"] = "landmark NME", 1.0, 4
-        parts.append(lm)
+    for protocol, h in headline_figures():
+        rows = df[(df.protocol == protocol) & (df.metric == h.metric)]
+        if h.rank is not None:
+            rows = rows[rows["rank"] == h.rank]
+        if h.exclude_datasets:
+            rows = rows[~rows.dataset.isin(h.exclude_datasets)]
+        if h.largest_d and not rows.empty:
+            rows = rows[rows.D == rows.groupby(KEYS)["D"].transform("max")]
+        if not rows.empty:
+            rows = rows.copy()
+            rows["column"], rows["scale"], rows["digits"] = h.column, h.scale, h.digits
+            parts.append(rows)
     if not parts:
         return pd.DataFrame(columns=KEYS + ["column", "text", "value"])
     long = pd.concat(parts, ignore_index=True)
@@ -110,13 +116,13 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Wide table: one row per KEYS, headline figures with their 95 % intervals."""
+    """Wide table: one row per KEYS, a column per headline figure (registered protocols'
+    :class:`~occbench.protocols.base.Headline` s) with its 95 % interval."""
     long = headline(df)
     if long.empty:
         return pd.DataFrame()
     wide = long.pivot_table(index=KEYS, columns="column", values="text", aggfunc="first")
-    order = [c for c in ("TPIR@1 %", "TPIR@1 cg %", "LFW acc %", "PSNR dB", "SSIM", "mask IoU",
-                         "landmark NME") if c in wide]
+    order = [h.column for _, h in headline_figures() if h.column in wide]
     return wide[order].sort_index()
 
 

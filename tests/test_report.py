@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from occbench.cli import main
+from occbench.protocols.base import Headline
 from occbench.report import average, table1, table1_markdown, write_report
 from occbench.results import Row, rows_to_frame
 
@@ -228,3 +229,48 @@ def test_clean_gallery_columns():
         "TPIR@1 cg text") < cols.index("TPIR@1 cg avg") < cols.index("LFW rect")
     wide = summary_table(df)
     assert wide.loc[("occluded", "dlib", "rect", "eyes", 0.1), "TPIR@1 cg %"].startswith("50.00")
+
+
+class Sharpness:
+    """A plug-in protocol as a user would write it in their own module: one headline figure
+    (lower is better), declared on the class; no core file knows it."""
+
+    name = "sharpness"
+    on_clean = False
+    headlines = (Headline("blur", "blur px", digits=1, higher_is_better=False),)
+
+    def __init__(self, config):
+        self.config = config
+
+    def prepare(self, ctx):
+        pass
+
+    def needs(self, ctx):
+        return []
+
+    def evaluate(self, ctx, cond):
+        return []
+
+
+def test_a_plugin_protocol_gets_its_own_report_column(tmp_path):
+    from occbench import registry
+
+    rows = [Row("c2fdan", "dlib", "facescrub", "sharpness", "rect", "eyes", 0.1, "blur", 2.345,
+                50, 2.0, 2.7),
+            Row("c2fdan", "dlib", "facescrub", "sharpness", "rect", "eyes", 0.1, "other", 9.0,
+                50)]
+    df = pd.concat([_frame(), rows_to_frame(rows, {"test": True})], ignore_index=True)
+    before = write_report(df)
+    assert "blur px" not in before  # unregistered: its rows are in the table only
+    registry.protocols.register("sharpness", f"{__name__}:Sharpness")
+    try:
+        md = write_report(df, tmp_path)
+    finally:
+        registry.protocols.unregister("sharpness")
+    every = md.split("## Every condition")[1]
+    header = next(line for line in every.splitlines() if line.startswith("| model"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    # after the built-in columns, in the order the protocols declare
+    assert cols[-3:] == ["SSIM", "landmark NME", "blur px"]
+    assert "| 2.3 [2.0, 2.7] |" in every and "9.0" not in every
+    assert (tmp_path / "report.md").read_text() == md

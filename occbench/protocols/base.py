@@ -42,13 +42,40 @@ class Need:
     clean_only: bool = False
 
 
+@dataclass(frozen=True)
+class Headline:
+    """One headline figure of a protocol: a column of the report's every-condition table
+    (``occbench report``, ``occbench run``'s summary), read from the rows alone.
+
+    ``metric``: the rows' ``metric``; ``column``: the column label (unique over protocols);
+    the cell shows ``value * scale`` with ``digits`` decimals and the 95 % interval;
+    ``higher_is_better`` says which way is good. Which rows: ``rank`` (only rows of that
+    rank, e.g. 1 for TPIR@1), ``largest_d`` (only the largest distractor set D of each
+    model / recognizer / condition), ``exclude_datasets`` (rows of these data sets left
+    out). ``order``: the column's place (the built-ins use 10-50; a plug-in's default 100
+    puts it after them).
+    """
+
+    metric: str
+    column: str
+    scale: float = 1.0
+    digits: int = 2
+    higher_is_better: bool = True
+    rank: int | None = None
+    largest_d: bool = False
+    exclude_datasets: tuple[str, ...] = ()
+    order: float = 100.0
+
+
 class Protocol:
     """A protocol plug-in. ``name``: its registered name (rows' ``protocol`` column);
     ``on_clean``: evaluated on the clean condition too (reconstruction and landmarks are not:
-    there is nothing to reconstruct)."""
+    there is nothing to reconstruct); ``headlines``: its :class:`Headline` figures, the
+    columns the report shows for it (none: its rows are in the results table only)."""
 
     name = ""
     on_clean = True
+    headlines: tuple[Headline, ...] = ()
 
     def __init__(self, config):
         self.config = config

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from occbench.metrics.identification import IdentificationResult, identify
-from occbench.protocols.base import Need, Protocol
+from occbench.protocols.base import Headline, Need, Protocol
 
 
 def probe_faces(ctx):
@@ -57,6 +57,7 @@ class Identification(Protocol):
 
     name = "identification"
     on_clean = True
+    headlines = (Headline("tpir", "TPIR@1 %", scale=100.0, rank=1, largest_d=True, order=10),)
 
     def prepare(self, ctx) -> None:
         self.probes = probe_faces(ctx)
@@ -93,6 +94,8 @@ class IdentificationCleanGallery(Identification):
     condition is :class:`Identification`'s."""
 
     name = "identification-clean-gallery"
+    headlines = (Headline("tpir", "TPIR@1 cg %", scale=100.0, rank=1, largest_d=True,
+                          order=15),)
 
     def needs(self, ctx):
         return super().needs(ctx) + [Need(self.probes, f"{self.config.probes} clean",

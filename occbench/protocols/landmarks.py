@@ -16,7 +16,7 @@ import numpy as np
 
 from occbench.landmarks68 import UPSAMPLE, check_faces, landmarks68
 from occbench.metrics.landmarks import landmark_errors
-from occbench.protocols.base import Protocol
+from occbench.protocols.base import Headline, Protocol
 
 
 def evaluate_landmarks(clean: np.ndarray, occluded: np.ndarray, completed: np.ndarray | None = None,
@@ -48,6 +48,8 @@ class Landmarks(Protocol):
 
     name = "landmarks"
     on_clean = False
+    headlines = (Headline("nme", "landmark NME", digits=4, higher_is_better=False,
+                          order=40),)
 
     def prepare(self, ctx) -> None:
         from occbench.protocols.verification import pair_faces

@@ -14,12 +14,17 @@ from __future__ import annotations
 import numpy as np
 
 from occbench.metrics.bootstrap import mean_ci
-from occbench.protocols.base import Need, Protocol
+from occbench.protocols.base import Headline, Need, Protocol
 
 
 class Reconstruction(Protocol):
     name = "reconstruction"
     on_clean = False
+    # the probe set (FaceScrub) is the paper's reconstruction set (MegaFace); LFW's pair
+    # faces are measured too, but are not the headline
+    headlines = (Headline("psnr", "PSNR dB", digits=2, exclude_datasets=("lfw",), order=30),
+                 Headline("ssim", "SSIM", digits=4, exclude_datasets=("lfw",), order=31),
+                 Headline("mask_iou", "mask IoU", digits=3, exclude_datasets=("lfw",), order=32))
 
     def prepare(self, ctx) -> None:
         from occbench.protocols.identification import probe_faces

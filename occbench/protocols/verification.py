@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from occbench.metrics.verification import insightface_accuracy, t_half_width, verify
-from occbench.protocols.base import Need, Protocol
+from occbench.protocols.base import Headline, Need, Protocol
 
 
 def pair_faces(ctx):
@@ -45,6 +45,7 @@ class Verification(Protocol):
 
     name = "verification"
     on_clean = True
+    headlines = (Headline("accuracy", "LFW acc %", scale=100.0, order=20),)
 
     def prepare(self, ctx) -> None:
         self.pairs, self.faces = pair_faces(ctx)
