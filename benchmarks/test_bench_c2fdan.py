@@ -20,7 +20,7 @@ import torch
 
 from baselines.c2fdan.discriminators import Discriminators
 from baselines.c2fdan.model import arch_config, create
-from baselines.c2fdan.task import FEATURES, C2FDANTrainer, load_recognizer
+from baselines.c2fdan.task import FEATURES, WEIGHT_OF, C2FDANTrainer, load_recognizer
 from occbench.models.torch_adapter import to_unit
 from occbench.occlusion import sample_training_occlusion
 
@@ -58,14 +58,28 @@ def test_step(benchmark, batch, extractor):
     opt_d = torch.optim.Adam(model.discriminators.parameters(), 1e-4)
     opt_g = torch.optim.Adam(model.generator.parameters(), 1e-4)
 
+    seen = {"d": [], "g": []}
+
     def step():
         for phase, opt in (("d", opt_d), ("g", opt_g)):
-            loss, _ = model(occluded, clean, mask, phase)
+            loss, parts = model(occluded, clean, mask, phase)
+            seen[phase].append((float(loss), {k: float(v) for k, v in parts.items()}))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
 
+    nets = (model.generator, model.discriminators)
+    before = [[q.detach().clone() for q in net.parameters()] for net in nets]
     _run(benchmark, step)
+    # what was timed is a real step: finite losses, the generator loss is Eq. 4's weighted
+    # sum of the terms it reports, and both networks' weights moved
+    assert all(np.isfinite(v) for phase in seen.values() for v, _ in phase) and seen["g"]
+    for loss, parts in seen["g"]:
+        assert set(parts) == set(WEIGHT_OF)
+        ref = sum(model.weights[WEIGHT_OF[k]] * v for k, v in parts.items())
+        assert loss == pytest.approx(ref, rel=1e-4)
+    for net, old in zip(nets, before, strict=True):
+        assert any(not torch.equal(a, b) for a, b in zip(old, net.parameters(), strict=True))
 
 
 @pytest.mark.parametrize("part", ["generator", "attention", "discriminators", "extractor"])
@@ -102,3 +116,15 @@ def test_part(benchmark, batch, part):
             feats = rec.features(torch.cat([image, image]), FEATURES)
             sum(v.mean() for v in feats.values()).backward()
     _run(benchmark, fn)
+    # what was timed did its work: finite, non-zero gradients where it back-propagates
+    if part == "generator":
+        grads = [q.grad for q in gen.parameters() if q.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+    elif part == "attention":
+        with torch.no_grad():
+            assert fine.cross(e56, mask56).shape[0] == BATCH
+            assert torch.isfinite(fine.attention(deep)).all()
+    else:
+        assert image.grad is not None and torch.isfinite(image.grad).all()
+        assert image.grad.abs().sum() > 0
