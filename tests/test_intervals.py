@@ -147,3 +147,25 @@ def test_cluster_bootstrap_against_an_independent_large_bootstrap():
     for j in range(2):
         assert (lows[j], highs[j]) == pytest.approx(
             cluster_bootstrap_ci(both[:, j], pairs, reps=500, seed=9), rel=1e-12)
+
+
+def test_reconstruction_counts_the_faces_psnr_leaves_out():
+    """A completed face equal to the clean one (PSNR inf) is left out of the PSNR mean (the
+    row's n says how many were averaged) and counted in a ``psnr_identical`` row."""
+    from occbench.protocols.reconstruction import Reconstruction
+
+    psnr = np.array([30.0, np.inf, 20.0, np.inf, 25.0])
+    ssim = np.array([0.9, 1.0, 0.8, 1.0, 0.85])
+
+    class Ctx(_Ctx):
+        def quality(self, faces, cond):
+            return {"psnr": psnr, "ssim": ssim}
+
+    proto = Reconstruction(RunConfig())
+    proto.sets = [("facescrub", [0] * 5)]
+    rows = {r[0]: r[1:] for r in proto.evaluate(Ctx({}), cond=None)}
+    assert rows["psnr"][:2] == (25.0, 3)  # mean of the three finite values, n = 3
+    assert rows["psnr_identical"][:2] == (0.4, 5)
+    assert rows["ssim"][:2] == (pytest.approx(0.91), 5)
+    psnr[:] = 30.0  # no identical face: no such row
+    assert "psnr_identical" not in {r[0] for r in proto.evaluate(Ctx({}), cond=None)}

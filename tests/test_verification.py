@@ -117,3 +117,36 @@ def test_best_threshold_property(pairs):
     t, a = best_threshold(s, y)
     assert accuracy(s, y, t) == pytest.approx(a)
     assert a == pytest.approx(brute_force_best(s, y)[0])
+
+
+def test_tar_at_far_hand_case():
+    from occbench.metrics.verification import roc, tar_at_far
+
+    scores, same = [0.9, 0.8, 0.7, 0.6], [True, False, True, False]
+    # FAR 0: both different pairs rejected, so only 0.9 is accepted; FAR 0.5: one may pass
+    assert tar_at_far(scores, same, [0.0, 0.49, 0.5, 1.0]) == {0.0: 0.5, 0.49: 0.5, 0.5: 1.0,
+                                                               1.0: 1.0}
+    far, tar, thr = roc(scores, same)
+    assert far.tolist() == [0, 0, 0.5, 0.5, 1] and tar.tolist() == [0, 0.5, 0.5, 1, 1]
+    assert thr[0] == np.inf and (np.diff(thr) < 0).all()
+    with pytest.raises(ConfigError, match="same- and different-person pairs"):
+        roc([0.1, 0.2], [True, True])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tar_at_far_against_brute_force(seed):
+    """Every threshold tried directly (scores rounded, so ties occur)."""
+    from occbench.metrics.verification import FARS, roc, tar_at_far
+
+    rng = np.random.default_rng(seed)
+    same = rng.random(600) < 0.5
+    scores = np.round(rng.normal(same * 1.5, 1.0), 1)
+    fars = (*FARS, 0.0, 1.0)
+    got = tar_at_far(scores, same, fars)
+    for f in fars:
+        best = max((scores[same] > t).mean() for t in np.r_[-np.inf, np.unique(scores)]
+                   if (scores[~same] > t).mean() <= f)
+        assert got[f] == best, f
+    far, tar, thr = roc(scores, same)
+    for a, b, t in zip(far, tar, thr, strict=True):  # each ROC point is its threshold's
+        assert a == (scores[~same] > t).mean() and b == (scores[same] > t).mean()

@@ -152,6 +152,43 @@ def contiguous_folds(n: int, k: int = N_FOLDS) -> np.ndarray:
     return np.repeat(np.arange(k), sizes)
 
 
+#: The false accept rates of the verification rows' ``tar@far=...`` figures (the ROC curve
+#: sampled on a log grid; LFW's 3,000 different-person pairs resolve down to 1e-3).
+FARS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+
+
+def roc(scores, same) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ROC curve of "same iff score > t": ``(far, tar, thresholds)``, one point per
+    distinct score plus the all-reject end, thresholds decreasing. FAR = share of
+    different-person pairs above t, TAR = share of same-person pairs above t."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(same, dtype=bool).ravel()
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if len(s) != len(y) or not n_pos or not n_neg:
+        raise ConfigError(f"ROC needs same- and different-person pairs with one score each, got "
+                          f"{len(s)} scores, {n_pos} same and {n_neg} different")
+    o = np.argsort(-s, kind="stable")
+    s, y = s[o], y[o]
+    last = np.r_[s[1:] < s[:-1], True]  # the last pair of each run of equal scores
+    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
+    # threshold just below each distinct score accepts that score and all above it
+    thresholds = np.r_[np.inf, np.nextafter(s[last], -np.inf)]
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos], thresholds
+
+
+def tar_at_far(scores, same, fars=FARS) -> dict[float, float]:
+    """TAR at each FAR of ``fars``: the share of same-person pairs accepted at the lowest
+    threshold whose FAR does not exceed it (the usual reading of TAR@FAR; with N
+    different-person pairs a FAR below 1/N accepts only pairs scoring above every one of
+    them)."""
+    far, tar, _ = roc(scores, same)
+    out = {}
+    for f in fars:
+        ok = far <= f + 1e-12
+        out[float(f)] = float(tar[ok].max())
+    return out
+
+
 def t_half_width(values, level: float = 0.95) -> float:
     """Half-width of the ``level`` t-interval of the mean of ``values`` (e.g. the per-fold
     accuracies): t((1 + level) / 2, k - 1) * std(ddof=1) / sqrt(k); NaN for fewer than 2."""

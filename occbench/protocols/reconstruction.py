@@ -4,7 +4,10 @@ the clean one, and how well the completer found the occlusion (mask IoU).
 Per condition, on the probe faces and on the verification pairs' faces: the mean over faces
 of PSNR (dB, peak 255) and SSIM (:mod:`occbench.metrics`) of the completed face against the
 clean face, and of the IoU of the predicted mask (> 0.5) with the true occlusion mask, each
-with a 95 % bootstrap interval. The figures depend on the completer only: they are cached per
+with a 95 % bootstrap interval. A completed face equal to the clean one has an infinite PSNR:
+it is left out of the PSNR mean (the row's ``n`` counts the faces averaged) and the share of
+such faces is its own row, ``psnr_identical`` (only where there are any). The figures depend
+on the completer only: they are cached per
 (completer, condition) and shared by every recognizer. Not evaluated on the clean condition,
 nor for an oracle completer (its output is the clean face).
 """
@@ -49,4 +52,8 @@ class Reconstruction(Protocol):
                 mean, lo, hi = mean_ci(values, seed=self.config.seed)
                 rows.append(ctx.row(self.name, dataset, cond, metric, mean,
                                     np.isfinite(values).sum(), lo, hi))
+                identical = int(np.isposinf(values).sum()) if metric == "psnr" else 0
+                if identical:  # PSNR inf: left out of the mean (n above), counted here
+                    rows.append(ctx.row(self.name, dataset, cond, "psnr_identical",
+                                        identical / len(values), len(values)))
         return rows

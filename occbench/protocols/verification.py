@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from occbench.metrics.verification import insightface_accuracy, t_half_width, verify
+from occbench.metrics.verification import (
+    cosine_scores,
+    insightface_accuracy,
+    t_half_width,
+    tar_at_far,
+    verify,
+)
 from occbench.protocols.base import Headline, Need, Protocol
 
 
@@ -40,12 +46,15 @@ class Verification(Protocol):
     """Pair verification rows on the pairs of ``config.pairs_set``, both faces of a pair
     occluded (independent instances) and completed: ``accuracy`` (the set's folds, threshold
     from the other folds; its 95 % t-interval over the folds), the conventional
-    ``accuracy_std``, and ``accuracy_insightface`` (:func:`insightface_accuracy`, as
-    published tables of insightface's ``.bin`` sets compute it)."""
+    ``accuracy_std``, ``accuracy_insightface`` (:func:`insightface_accuracy`, as
+    published tables of insightface's ``.bin`` sets compute it), and the ROC curve sampled
+    as ``tar@far=F`` for each F of :data:`~occbench.metrics.verification.FARS` (TAR at the
+    lowest threshold whose FAR over all the pairs does not exceed F; n = same-person pairs)."""
 
     name = "verification"
     on_clean = True
-    headlines = (Headline("accuracy", "LFW acc %", scale=100.0, order=20),)
+    headlines = (Headline("accuracy", "LFW acc %", scale=100.0, order=20),
+                 Headline("tar@far=0.001", "TAR@FAR=1e-3 %", scale=100.0, order=21))
 
     def prepare(self, ctx) -> None:
         self.pairs, self.faces = pair_faces(ctx)
@@ -64,7 +73,11 @@ class Verification(Protocol):
         half = t_half_width(res.fold_accuracies)
         ds, n = ctx.dataset(self.config.pairs_set).name, len(self.pairs)  # bin:PATH -> stem
         insight = insightface_accuracy(f1, f2, [p.same for p in self.pairs])[0]
+        same = np.array([p.same for p in self.pairs], dtype=bool)
+        tars = tar_at_far(cosine_scores(f1, f2), same)
         return [ctx.row(self.name, ds, cond, "accuracy", res.mean, n,
                         max(res.mean - half, 0.0), min(res.mean + half, 1.0)),
                 ctx.row(self.name, ds, cond, "accuracy_std", res.std, n),
-                ctx.row(self.name, ds, cond, "accuracy_insightface", insight, n)]
+                ctx.row(self.name, ds, cond, "accuracy_insightface", insight, n),
+                *(ctx.row(self.name, ds, cond, f"tar@far={far:g}", tar, int(same.sum()))
+                  for far, tar in tars.items())]
