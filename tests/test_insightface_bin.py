@@ -180,3 +180,43 @@ def test_bin_from_lfw_pairs_scores_as_lfw(tmp_path, data_root):
     for rows in (lfw_rows, bin_rows):
         assert rows[("rect", "accuracy")] >= 0.97 and rows[("rect", "accuracy_insightface")] >= 0.96
     assert set(df.dataset) == {"lfw_sub"} and set(df.n) == {200}
+
+
+class _Evil:
+    """Unpickles into a call of ``target(*args)`` (how a hostile .bin would run code)."""
+
+    def __init__(self, target, *args):
+        self.target, self.args = target, args
+
+    def __reduce__(self):
+        return self.target, self.args
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+# protocols 0-2 name the builtins module as Python 2 did (__builtin__)
+@pytest.mark.parametrize("payload,name", [
+    (_Evil(eval, "1 + 1"), "(builtins|__builtin__).eval"),
+    (_Evil(getattr, "text", "upper"), "(builtins|__builtin__).getattr"),
+    (_Evil(np.load, "x.npy"), "numpy.load"),
+    (_Evil(__import__, "subprocess"), "(builtins|__builtin__).__import__"),
+    (_Evil(os.system, "true"), "posix.system"),
+], ids=["eval", "getattr", "numpy-load", "import", "system"])
+def test_every_unpickler_path_refuses_other_globals(tmp_path, protocol, payload, name):
+    """Any global outside the few a .bin needs is refused, whatever the pickle protocol and
+    wherever it sits (inside the image list here), before it is called."""
+    path = tmp_path / "evil.bin"
+    path.write_bytes(pickle.dumps(([payload, b"x"], [True]), protocol=protocol))
+    with pytest.raises(DataError, match=f"refusing to load {name}"):
+        load_dataset(f"bin:{path}", tmp_path)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_ndarray_payloads_load(tmp_path, protocol):
+    """The globals a .bin legitimately holds (numpy arrays of the images' bytes, numpy bools
+    as the labels) pass the same unpickler."""
+    faces = np.random.default_rng(1).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
+    bins = [np.frombuffer(_png(f), dtype=np.uint8) for f in faces]
+    path = tmp_path / "arrays.bin"
+    path.write_bytes(pickle.dumps((bins, np.array([True])), protocol=protocol))
+    ds = load_dataset(f"bin:{path}", tmp_path)
+    assert np.array_equal(ds.faces.images, faces) and ds.pairs[0].same

@@ -362,3 +362,29 @@ def test_train_help_names_every_trainable_model():
     text = "".join(train.format_help().split())  # argparse wraps lines at hyphens too
     for name in registry.trainable.names():
         assert name in text, name
+
+
+def test_distractors_and_exclude_end_to_end(tmp_path, monkeypatch):
+    """``--distractors N`` ranks among the first N of the seeded permutation, ``--exclude``
+    removes the listed people (by name) and images (by key) before it; the rows' largest D
+    says how many distractors were used."""
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    base = ["run", "--data", str(tmp_path), "--model", "occluded", "--recognizer", "fake",
+            "--probes", "toy", "--distractor-set", "toy-distractors", "--pairs-set", "toy",
+            "--protocol", "identification", "--form", "rect", "--position", "eyes",
+            "--size", "0.1", "--quiet"]
+
+    def sizes(name, *extra):
+        assert main([*base, *extra, "--out", str(tmp_path / name)]) == 0
+        df = read_results(tmp_path / name)
+        return sorted(set(df[df.metric == "tpir"].D))
+
+    assert sizes("all") == [10, 60]  # the 60 toy distractors (no probe person among them)
+    assert sizes("first25", "--distractors", "25") == [10, 25]
+    listing = tmp_path / "exclude.txt"
+    listing.write_text("# two people by name, one image by key\nother_000\nother_001\n"
+                       "toy-distractors/other_002/00002.png\n")
+    assert sizes("excluded", "--exclude", str(listing)) == [10, 57]
+    assert sizes("both", "--exclude", str(listing), "--distractors", "50") == [10, 50]
+    assert main([*base, "--exclude", str(tmp_path / "missing.txt"),
+                 "--out", str(tmp_path / "bad")]) == 2
