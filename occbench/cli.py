@@ -206,8 +206,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_grid(args: argparse.Namespace) -> int:
+    from occbench.condition import Condition
     from occbench.grid import grid_images, write_grid
-    from occbench.occlusion import NO_POSITION, Condition, check_spec, get_form
+    from occbench.occlusion import NO_POSITION, check_spec, get_form
     from occbench.paths import resolve_data_root
 
     if not get_form(args.form).positions:

@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from occbench.cachedb import RowStore
+from occbench.condition import Condition
 from occbench.errors import OccbenchError
 from occbench.models.base import Completer, NonFiniteOutput
-from occbench.occlusion import Condition
 
 SHAPE = (112, 112, 3)
 _MASK_BYTES = (SHAPE[0] * SHAPE[1] + 7) // 8

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from occbench.condition import CLEAN, Condition
 from occbench.features import FeatureStore, Quality, QualityStore
-from occbench.occlusion import CLEAN, Condition
 from occbench.protocols.base import Need
 from occbench.results import NONE, Row
 

@@ -15,11 +15,11 @@ from tqdm import tqdm
 
 from occbench.cachedb import RowStore
 from occbench.completions import CompletionStore, occlude_and_complete
+from occbench.condition import Condition
 from occbench.errors import OccbenchError
 from occbench.features import FeatureStore, QualityStore
 from occbench.metrics.iou import mask_iou
 from occbench.models.base import Completer, Recognizer
-from occbench.occlusion import Condition
 
 
 def check_embeddings(feats: np.ndarray, recognizer: str, keys: list[str]) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from occbench.cachedb import RowStore
+from occbench.condition import CLEAN, Condition
 from occbench.errors import DataError
-from occbench.occlusion import CLEAN, Condition
 
 __all__ = ["CLEAN", "Condition", "FeatureStore", "Quality", "QualityStore"]
 

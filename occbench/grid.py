@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from occbench.condition import Condition
 from occbench.imageio import save_figure
-from occbench.occlusion import Condition
 
 
 def grid_images(data_root: str | Path, models: list[str], condition: Condition, n: int = 8,

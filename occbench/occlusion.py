@@ -44,7 +44,7 @@ process, order and machine (text masks also assume the same Pillow/FreeType and 
 
 Sizes: any valid size may be evaluated; the paper's evaluation sizes are
 :data:`EVAL_SIZES`, its training distribution :func:`sample_training_occlusion`.
-:class:`Condition` is one evaluated (form, position, size, seed).
+:class:`~occbench.condition.Condition` is one evaluated (form, position, size, seed).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from occbench.condition import Condition
 from occbench.errors import ConfigError
 from occbench.occlusion_text import text_mask, wordlist
 from occbench.template import FACE_CENTRE, FACE_HALF_AXES, LEFT_EYE, MOUTH, NOSE, RIGHT_EYE, SIZE
@@ -81,29 +82,6 @@ class Occlusion:
     image: np.ndarray
     mask: np.ndarray
     params: dict
-
-
-@dataclass(frozen=True)
-class Condition:
-    """An evaluated occlusion setting: ``form='none'`` is the clean (unoccluded) condition;
-    ``position='none'`` for a form without a position axis."""
-
-    form: str = "none"
-    position: str = "none"
-    size: float = 0.0
-    seed: int = 0
-
-    @property
-    def clean(self) -> bool:
-        return self.form == "none"
-
-    def tag(self) -> str:
-        if self.clean:
-            return "clean"
-        return f"{self.form}-{self.position}-{self.size:g}-s{self.seed}"
-
-
-CLEAN = Condition()
 
 
 # ----------------------------------------------------------------------------- forms

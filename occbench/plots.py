@@ -6,6 +6,8 @@
   averaged over the (position, size) conditions that every line has (:func:`comparable`);
   TPIR@1 vs occlusion size and SSIM vs size, one panel per position.
 * :func:`fig8` (paper Fig. 8): landmark NME vs size per position and form.
+* :func:`roc` (not in the paper): verification TAR vs FAR per condition, from the sampled
+  ROC curve of the verification rows (``tar@far=F``).
 
 Bands are the 95 % intervals stored in the table (per condition), or for averaged lines the
 combined half-width of :func:`occbench.report.average`. Each figure is written as PNG and PDF.
@@ -261,4 +263,56 @@ def all_figures(df: pd.DataFrame, out: Path) -> list[Path]:
         paths += fig7(df, base, out)
     if not df[(df.protocol == "landmarks") & (df.metric == "nme")].empty:
         paths += fig8(df, out)
+    for base in sorted(set(_tar_rows(df).recognizer.map(base_recognizer))):
+        paths += roc(df, base, out)
     return paths
+
+
+TAR = "tar@far="
+
+
+def _tar_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Verification rows of the sampled ROC curve, with their FAR as a number."""
+    rows = df[(df.protocol == "verification") & df.metric.str.startswith(TAR)].copy()
+    rows["far"] = rows.metric.str[len(TAR):].astype(float)
+    return rows
+
+
+def roc(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
+    """ROC curves of ``recognizer`` (and its -occ variant) -> roc_<recognizer>.png/pdf: TAR
+    vs FAR (log scale) from the ``tar@far=F`` rows, one panel per verification condition
+    (clean first), one line per model."""
+    plt, _ = _plt()
+    fig = figure_roc(df, recognizer)
+    paths = _save(fig, out, f"roc_{recognizer}")
+    plt.close(fig)
+    return paths
+
+
+def figure_roc(df: pd.DataFrame, recognizer: str):
+    """The matplotlib figure of :func:`roc` (not saved)."""
+    plt, sns = _plt()
+    rows = _lines(_tar_rows(df), recognizer)
+    if rows.empty:
+        raise ValueError(f"no tar@far rows (ROC) for recognizer {recognizer!r}")
+    forms = [NONE] + form_order(set(rows.form))
+    positions = position_order(set(rows.position))
+    conds = sorted({(f, p, s) for f, p, s in zip(rows.form, rows.position, rows["size"],
+                                                    strict=True)},
+                   key=lambda c: (forms.index(c[0]), positions.index(c[1]), c[2]))
+    order = _line_order(rows.line)
+    palette = _palette(sns, order)
+    fig, axes = plt.subplots(1, len(conds), figsize=(3.2 * len(conds), 3.2), squeeze=False,
+                             sharey=True)
+    for ax, (form, pos, size) in zip(axes[0], conds, strict=True):
+        sub = rows[(rows.form == form) & (rows.position == pos) & (rows["size"] == size)]
+        _draw(ax, sub.assign(ci_low=np.nan, ci_high=np.nan), "far", palette, order, 100.0)
+        ax.set_xscale("log")
+        title = "clean" if form == NONE else " ".join(x for x in (form, pos, f"{size:g}")
+                                                        if x != NONE)
+        ax.set(xlabel="FAR", ylabel="TAR %" if ax is axes[0, 0] else "", title=title)
+    _legend(fig, axes, order, 1.0 + 0.04)
+    dataset = ", ".join(sorted(set(rows.dataset)))
+    fig.suptitle(f"Recognizer {recognizer}: verification ROC ({dataset})", y=1.1)
+    fig.tight_layout()
+    return fig

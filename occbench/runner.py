@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from occbench import registry
-from occbench.occlusion import CLEAN, Condition
+from occbench.condition import CLEAN, Condition
 from occbench.results import Row, append_results, rows_to_frame
 
 

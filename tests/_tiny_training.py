@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from occbench.train.cli import config_path, train_main
+from occbench.train.cli import train_main
+from tests._configs import shipped, write_config
 
 
 def train_tiny(name: str, data_root, tmp_path: Path, *, limit: int, options: dict | None = None,
@@ -13,11 +14,7 @@ def train_tiny(name: str, data_root, tmp_path: Path, *, limit: int, options: dic
     """Train ``name`` with its ``small`` config overridden by ``settings`` (e.g. steps=2,
     batch_size=4) and ``options`` on the first ``limit`` CelebA images; weights go to
     ``tmp_path/w``. Returns (weights path, provenance dict)."""
-    cfg = json.loads(config_path(name, "small").read_text())
-    cfg.update(settings)
-    cfg["options"].update(options or {})
-    tiny = tmp_path / "tiny.json"
-    tiny.write_text(json.dumps(cfg))
-    path = train_main(name, str(tiny), data_root, tmp_path / "ck", weights_dir=tmp_path / "w",
+    write_config(tmp_path, shipped(name), "tiny.json", options=options or {}, **settings)
+    path = train_main(name, str(tmp_path / "tiny.json"), data_root, tmp_path / "ck", weights_dir=tmp_path / "w",
                       limit=limit, progress=False)
     return path, json.loads(path.with_suffix(".json").read_text())

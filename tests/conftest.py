@@ -29,6 +29,12 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lfw_root(data_root) -> Path:
+    """The real LFW folder (``<data root>/lfw``: one folder a person, ``pairs.txt``)."""
+    return Path(data_root) / "lfw"
+
+
+@pytest.fixture(scope="session")
 def lfw_faces(data_root, tmp_path_factory) -> np.ndarray:
     """60 real LFW faces aligned to 112x112 (first image of 60 people, seeded choice)."""
     from occbench.align import align_dataset
@@ -60,7 +66,7 @@ def one_torch_thread():
 # Fixtures that need the real data (directly or through another fixture): every test that
 # uses one is in the slow lane. The fast lane (`pytest -m "not slow"`) is what runs without
 # ../shared: the fake recognizer, the in-memory toy sets, synthetic arrays, hand-built tables.
-REAL_DATA_FIXTURES = {"data_root", "lfw_faces"}
+REAL_DATA_FIXTURES = {"data_root", "lfw_root", "lfw_faces"}
 
 
 def pytest_collection_modifyitems(config, items):

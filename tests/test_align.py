@@ -37,12 +37,6 @@ N_REAL = 40
 NO_FACE_LFW = "Jon_Stewart/Jon_Stewart_0001.jpg"
 
 
-@pytest.fixture(scope="module")
-def lfw_root(data_root) -> Path:
-    root = Path(data_root)
-    return root / "lfw"
-
-
 def _dataset(name: str, root: Path, paths: list[Path]) -> Dataset:
     samples = [Sample(f"{name}/{p.parent.name}/{p.name}", p.parent.name, p) for p in paths]
     return Dataset(name, root, sorted(samples))

@@ -3,7 +3,6 @@ composition of the completer, and two training steps on real aligned CelebA face
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -17,6 +16,7 @@ from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError, OccbenchError
 from occbench.models import create_completer
 from occbench.train.loop import TrainConfig, to_device
+from tests._configs import shipped, write_config
 from tests._tiny_training import train_tiny
 
 
@@ -79,11 +79,7 @@ def test_masked_l1_and_total_loss_by_hand():
 
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
-    small = json.loads(open("baselines/bvmr/configs/small.json").read())
-    small.update(kw)
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(small))
-    return TrainConfig.load(path)
+    return write_config(tmp_path, shipped("bvmr"), **kw)
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path, lfw_faces):

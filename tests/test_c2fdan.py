@@ -35,6 +35,7 @@ from occbench.models import create_completer, list_models
 from occbench.models.torch_adapter import to_unit
 from occbench.train.cli import config_path
 from occbench.train.loop import TrainConfig, lr_factor, to_device
+from tests._configs import shipped, write_config
 from tests._tiny_training import train_tiny
 
 NAMES = ("c2fdan", "c2fdan-coarse", "c2fdan-no-cross", "c2fdan-no-self", "c2fdan-no-local",
@@ -272,12 +273,7 @@ def test_mask_bce_and_adversarial_by_hand():
 
 
 def _cfg(tmp_path, arch="tiny", **kw) -> TrainConfig:
-    raw = json.loads(open("baselines/c2fdan/configs/small.json").read())
-    options = {**raw["options"], **kw.pop("options", {})}
-    raw.update(arch=arch, options=options, **kw)
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(raw))
-    return TrainConfig.load(path)
+    return write_config(tmp_path, shipped("c2fdan"), arch=arch, **kw)
 
 
 def _batch(task, cfg, faces, n):

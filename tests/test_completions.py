@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 
 from occbench.completions import CompletionStore, complete_cached
+from occbench.condition import Condition
 from occbench.faces import face_digests
 from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer
-from occbench.occlusion import Condition, occlude_batch
+from occbench.occlusion import occlude_batch
 from occbench.runner import RunConfig, run
 
 COND = Condition("rect", "eyes", 0.1)

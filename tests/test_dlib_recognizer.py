@@ -41,27 +41,21 @@ N_AGREE = 50  # photos for the agreement with dlib's own pipeline
 N_ENGINES = 40  # faces both engines embed
 
 
-@pytest.fixture(scope="module")
-def lfw(data_root) -> Path:
-    root = Path(data_root)
-    return root / "lfw"
-
-
 def _photo(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
 @pytest.fixture(scope="module")
-def pair_data(lfw):
+def pair_data(lfw_root):
     """Fold 1: the first N_PAIRS same and N_PAIRS different pairs, photos aligned once."""
     from occbench.align import align_face
 
-    lines = (lfw / "pairs.txt").read_text().splitlines()[1:601]
+    lines = (lfw_root / "pairs.txt").read_text().splitlines()[1:601]
     same = [ln.split("\t") for ln in lines[:300]][:N_PAIRS]
     diff = [ln.split("\t") for ln in lines[300:600]][:N_PAIRS]
 
     def p(name, num):
-        return lfw / name / f"{name}_{int(num):04d}.jpg"
+        return lfw_root / name / f"{name}_{int(num):04d}.jpg"
 
     pairs = [(p(a, i), p(a, j), 1) for a, i, j in same] + [(p(a, i), p(b, j), 0) for a, i, b, j in diff]
     paths = sorted({q for a, b, _ in pairs for q in (a, b)})

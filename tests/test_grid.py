@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from occbench.completions import occlude_faces
+from occbench.condition import Condition
 from occbench.grid import grid_images, write_grid
-from occbench.occlusion import Condition
 
 
 def test_grid_rows_and_picture(data_root, tmp_path):

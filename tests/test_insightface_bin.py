@@ -14,6 +14,7 @@ from PIL import Image
 from occbench.data import load_dataset
 from occbench.errors import DataError
 from occbench.metrics.verification import contiguous_folds, insightface_accuracy
+from tests._onnx import MEAN, STD, onnx_path
 
 
 def _png(face: np.ndarray) -> bytes:
@@ -160,8 +161,7 @@ def test_bin_from_lfw_pairs_scores_as_lfw(tmp_path, data_root):
     faces = align_dataset(lfw, progress=False)
     bins = [_png(faces.face(k)) for p in pairs for k in (p.key1, p.key2)]
     path = _write(tmp_path / "lfw_sub.bin", (bins, [p.same for p in pairs]))
-    onnx = {"path": str(data_root.parent / "models" / "mobilefacenet-foamliu.onnx"),
-            "mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375), "flip": True}
+    onnx = {"path": str(onnx_path(data_root)), "mean": MEAN, "std": STD, "flip": True}
     out = {}
     for name in ("lfw", f"bin:{path}"):
         cfg = RunConfig(recognizer="onnx", recognizer_args=onnx, protocols=("verification",),

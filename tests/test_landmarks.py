@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -57,15 +55,9 @@ def test_errors_reject_bad_shapes():
 
 
 @pytest.fixture(scope="module")
-def lfw(data_root) -> Path:
-    root = Path(data_root)
-    return root / "lfw"
-
-
-@pytest.fixture(scope="module")
-def photos(lfw):
+def photos(lfw_root):
     """The first photo of N_FACES people drawn with seed 2."""
-    people = sorted(p for p in lfw.iterdir() if p.is_dir())
+    people = sorted(p for p in lfw_root.iterdir() if p.is_dir())
     pick = np.random.default_rng(2).choice(len(people), N_FACES, replace=False)
     return [np.asarray(Image.open(sorted(people[i].glob("*.jpg"))[0]).convert("RGB")) for i in sorted(pick)]
 

@@ -23,11 +23,10 @@ import pytest
 from occbench import registry
 from occbench.errors import OccbenchError
 from occbench.models import create_completer, create_recognizer, list_models
+from tests._onnx import MEAN, STD, onnx_path
 
 N_FACES = 6
-# the ONNX MobileFaceNet in ../shared/models (RGB, ImageNet mean/std: tests/test_onnx_recognizer)
-ONNX_FILE = "mobilefacenet-foamliu.onnx"
-ONNX_OPTIONS = dict(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), threads=1)
+ONNX_OPTIONS = dict(mean=MEAN, std=STD, threads=1)  # the ONNX MobileFaceNet of ../shared/models
 # |two faces alone - the same two within the batch|, per embedding value. Measured on one
 # thread of a bf16-native CPU: 0.0 for every recognizer, dlib's torch engine included in both
 # its default bf16 autocast (precision "auto" there) and fp32. bf16 gets more room (its
@@ -57,11 +56,7 @@ def _empty_case(kind: str, name: str, run):
 
 def _options(kind: str, name: str, data_root) -> dict:
     if kind == "recognizer" and name == "onnx":
-        path = data_root.parent / "models" / ONNX_FILE
-        if not path.is_file():
-            pytest.fail(f"real ONNX model not found at {path} (expected beside the data root)",
-                        pytrace=False)
-        return {"path": path, **ONNX_OPTIONS}
+        return {"path": onnx_path(data_root), **ONNX_OPTIONS}
     return {}
 
 

@@ -44,12 +44,6 @@ REGION = {"nose": [NOSE], "mouth": [MOUTH]}
 KEYS = [f"lfw/Person_{i}/Person_{i}_0001.jpg" for i in range(60)]
 
 
-@pytest.fixture(scope="module")
-def lfw_root(data_root) -> Path:
-    root = Path(data_root)
-    return root / "lfw"
-
-
 def _face(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         im = im.convert("RGB")

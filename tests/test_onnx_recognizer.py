@@ -23,20 +23,12 @@ from occbench.cli import main
 from occbench.errors import ConfigError, DataError
 from occbench.models import create_recognizer, list_models
 from occbench.results import part_files, read_results
-
-MEAN = (123.675, 116.28, 103.53)
-STD = (58.395, 57.12, 57.375)
-MODEL_FILE = "mobilefacenet-foamliu.onnx"
-ARGS = "mean=123.675/116.28/103.53,std=58.395/57.12/57.375"
+from tests._onnx import ARGS, MEAN, ONNX_FILE, STD, onnx_path
 
 
 @pytest.fixture(scope="module")
 def model_path(data_root) -> Path:
-    path = Path(data_root).parent / "models" / MODEL_FILE
-    if not path.is_file():
-        pytest.fail(f"real ONNX model not found at {path} (expected beside the data root)",
-                    pytrace=False)
-    return path
+    return onnx_path(data_root)
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +252,8 @@ def test_cli_unknown_or_malformed_recognizer_args(model_path, data_root, tmp_pat
 def test_recognizer_args_values_are_parsed():
     from occbench.options import key_values as _option_args
 
-    assert _option_args(f"path=/a/b/{MODEL_FILE},{ARGS},flip=1,channels=BGR,batch_size=8") == {
-        "path": f"/a/b/{MODEL_FILE}", "mean": MEAN, "std": STD, "flip": 1,
+    assert _option_args(f"path=/a/b/{ONNX_FILE},{ARGS},flip=1,channels=BGR,batch_size=8") == {
+        "path": f"/a/b/{ONNX_FILE}", "mean": MEAN, "std": STD, "flip": 1,
         "channels": "BGR", "batch_size": 8}
     assert _option_args("flip=true,mean=127.5,std=128") == {"flip": True, "mean": 127.5, "std": 128}
 

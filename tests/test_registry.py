@@ -17,6 +17,7 @@ from occbench import registry
 from occbench.errors import ConfigError
 from occbench.occlusion import NO_POSITION, Form, _index, _uniform, occlude
 from occbench.runner import RunConfig, run
+from tests._onnx import MEAN, STD, onnx_path
 
 TOY = dict(recognizer="fake", probes="toy", distractor_set="toy-distractors", pairs_set="toy")
 
@@ -348,10 +349,8 @@ def test_new_recognizer_from_an_onnx_file_is_one_registration(tmp_path, temporar
     from occbench.models import create_recognizer
     from occbench.models.onnx_recognizer import OnnxRecognizer
 
-    path = data_root.parent / "models" / "mobilefacenet-foamliu.onnx"
     temporary(registry.recognizers, "mobilefacenet", functools.partial(
-        OnnxRecognizer, path=path, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375),
-        flip=True))
+        OnnxRecognizer, path=onnx_path(data_root), mean=MEAN, std=STD, flip=True))
     assert create_recognizer("mobilefacenet").dim == 128
     df = _run(tmp_path, recognizer="mobilefacenet", protocols=("verification",))
     assert set(df.recognizer) == {"mobilefacenet"} and len(df) == 6

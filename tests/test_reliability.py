@@ -218,8 +218,8 @@ def test_feature_row_of_wrong_length_is_recomputed(warm_run, data_root, tmp_path
 
 def test_corrupt_completion_shard_is_recomputed(tmp_path, lfw_faces, capsys):
     from occbench.completions import CompletionStore, complete_cached
+    from occbench.condition import Condition
     from occbench.faces import face_digests
-    from occbench.features import Condition
     from occbench.models import create_completer
 
     comp = create_completer("bvmr")
@@ -236,7 +236,8 @@ def test_corrupt_completion_shard_is_recomputed(tmp_path, lfw_faces, capsys):
 
 
 def test_corrupt_meta_json_is_named_and_recomputed(tmp_path, capsys):
-    from occbench.features import Condition, FeatureStore
+    from occbench.condition import Condition
+    from occbench.features import FeatureStore
 
     store = FeatureStore(tmp_path, "r@1", "c@1", Condition(), "1", dim=2)
     store.put(["a"], ["d"], np.ones((1, 2), np.float32))

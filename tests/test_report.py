@@ -6,6 +6,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -274,3 +275,27 @@ def test_a_plugin_protocol_gets_its_own_report_column(tmp_path):
     assert cols[-3:] == ["SSIM", "landmark NME", "blur px"]
     assert "| 2.3 [2.0, 2.7] |" in every and "9.0" not in every
     assert (tmp_path / "report.md").read_text() == md
+
+
+def test_roc_figure_draws_the_tar_at_far_rows(tmp_path):
+    from occbench.plots import figure_roc, roc
+
+    fars = (0.001, 0.01, 0.1)
+    rows = []
+    for model, shift in (("occluded", 0.0), ("c2fdan", 0.05)):
+        for form, pos, size in (("none", "none", 0.0), ("rect", "eyes", 0.1)):
+            for i, far in enumerate(fars):
+                rows.append(Row(model, "dlib", "lfw", "verification", form, pos, size,
+                                f"tar@far={far:g}", 0.5 + 0.1 * i + shift, 3000))
+    df = pd.concat([_frame(), rows_to_frame(rows, {"test": True})], ignore_index=True)
+    fig = figure_roc(df, "dlib")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["clean", "rect eyes 0.1"]
+    for ax in panels:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == {"occluded", "c2fdan"} and ax.get_xscale() == "log"
+        np.testing.assert_allclose(lines["occluded"].get_xdata(), fars)
+        np.testing.assert_allclose(lines["c2fdan"].get_ydata(), [55, 65, 75])
+    assert [p.name for p in roc(df, "dlib", tmp_path)] == ["roc_dlib.png", "roc_dlib.pdf"]
+    with pytest.raises(ValueError, match="no tar@far rows"):
+        figure_roc(_frame(), "dlib")

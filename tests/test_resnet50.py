@@ -3,8 +3,6 @@ training run on real aligned CelebA faces."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -18,16 +16,15 @@ from occbench.models import create_recognizer
 from occbench.train.cli import train_main
 from occbench.train.data import FaceDataset
 from occbench.train.loop import TrainConfig, to_device, train
+from tests._configs import write_config
 from tests._tiny_training import train_tiny
+
+RAW = {"arch": "small", "steps": 3, "batch_size": 8, "lr": 0.05, "warmup": 1,
+       "checkpoint_every": 10, "seed": 3, "options": {"loss": "softmax", "occlusion_p": 0.5}}
 
 
 def _cfg(tmp_path, **kw) -> TrainConfig:
-    raw = {"arch": "small", "steps": 3, "batch_size": 8, "lr": 0.05, "warmup": 1,
-           "checkpoint_every": 10, "seed": 3, "options": {"loss": "softmax", "occlusion_p": 0.5}}
-    raw.update(kw)
-    path = tmp_path / "cfg.json"
-    path.write_text(json.dumps(raw))
-    return TrainConfig.load(path)
+    return write_config(tmp_path, RAW, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 
 from occbench.cli import main
+from occbench.condition import Condition
 from occbench.errors import ConfigError, OccbenchError
 from occbench.extract import check_embeddings
 from occbench.features import FeatureStore, QualityStore
 from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer, create_recognizer, list_models
-from occbench.occlusion import Condition
 from occbench.results import (
     ID_COLUMNS,
     Row,

@@ -18,18 +18,18 @@ from safetensors.torch import load_file
 from occbench.errors import ConfigError
 from occbench.train import loop
 from occbench.train.loop import CHECKPOINT, StepBatches, TrainConfig, lr_factor, train
+from tests._configs import write_config
 from tests._toy_task import ToyTask, TwoPhaseTask
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+RAW = {"arch": "tiny", "steps": 4, "batch_size": 8, "lr": 0.1, "warmup": 1,
+       "checkpoint_every": 2, "seed": 3, "options": {"dropout": 0.2}}
+
+
 def _cfg(tmp_path: Path, name: str = "cfg.json", **kw) -> TrainConfig:
-    raw = {"arch": "tiny", "steps": 4, "batch_size": 8, "lr": 0.1, "warmup": 1,
-           "checkpoint_every": 2, "seed": 3, "options": {"dropout": 0.2}}
-    raw.update(kw)
-    path = tmp_path / name
-    path.write_text(json.dumps(raw))
-    return TrainConfig.load(path)
+    return write_config(tmp_path, RAW, name, **kw)
 
 
 def _same(a: dict, b: dict, atol: float = 0.0) -> bool:

@@ -146,9 +146,10 @@ class ResNetTask(CelebATask):
     def teacher_embeddings(self, cfg: TrainConfig) -> torch.Tensor:
         """The teacher's L2-normalised embeddings of the clean training faces (N, dim), from the
         feature cache (computed there once)."""
+        from occbench.condition import CLEAN
         from occbench.extract import extract
         from occbench.faces import face_digests
-        from occbench.features import CLEAN, FeatureStore
+        from occbench.features import FeatureStore
         from occbench.models import create_recognizer
         from occbench.paths import cache_root
 

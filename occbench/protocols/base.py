@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only
+    from occbench.condition import Condition
     from occbench.context import Context
-    from occbench.occlusion import Condition
     from occbench.results import Row
 
 
