@@ -37,6 +37,10 @@ for _name in ("lfw", "facescrub", "celeba", "megaface"):
 # SCHEME:ARG data sets
 registry.datasets.register("folder", "occbench.data.readers:load_folder_scheme", scheme=True)
 registry.datasets.register("bin", "occbench.data.insightface_bin:load_bin", scheme=True)
+# real occlusions (issue 33): rof:neutral|sunglasses|masked reads <data root>/ROF/<condition>,
+# mfr2 reads <data root>/mfr2 (public snapshots; see README "Real occlusions")
+registry.datasets.register("rof", "occbench.data.real_occlusions:load_rof", scheme=True)
+registry.datasets.register("mfr2", "occbench.data.real_occlusions:load_mfr2")
 # in-memory synthetic sets for wiring tests (with the fake recognizer)
 registry.datasets.register("toy", "occbench.data.memory:load_toy")
 registry.datasets.register("toy-distractors", "occbench.data.memory:load_toy_distractors")

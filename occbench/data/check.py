@@ -16,7 +16,8 @@ from occbench.errors import DataError
 from occbench.imageio import read_rgb
 from occbench.workers import ignore_interrupt
 
-KNOWN_SETS = ("lfw", "facescrub", "celeba", "megaface")
+KNOWN_SETS = ("lfw", "facescrub", "celeba", "megaface",
+              "rof:neutral", "rof:sunglasses", "rof:masked", "mfr2")  # the last four: issue 33
 SHOWN = 20  # files listed by name per set and kind of fault; the rest are counted
 
 
@@ -109,10 +110,14 @@ def check_set(name: str, root: Path, *, workers: int | None = None,
     """
     from occbench.data import load_dataset
     from occbench.data.readers import HOW_TO_GET, MissingImages
+    from occbench.data.real_occlusions import MFR2_HOW_TO_GET, ROF_DIR, ROF_HOW_TO_GET
 
     root = Path(root)
-    if not (root / name).is_dir():
-        return SetReport(name, False, notes=[f"not present; to get it, {HOW_TO_GET[name]}"])
+    scheme, _, arg = name.partition(":")
+    folder = root / ROF_DIR / arg if scheme == "rof" else root / name
+    how = {"rof": ROF_HOW_TO_GET, "mfr2": MFR2_HOW_TO_GET}.get(scheme) or HOW_TO_GET[name]
+    if not folder.is_dir():
+        return SetReport(name, False, notes=[f"not present; to get it, {how}"])
     report = SetReport(name, True)
     try:
         ds = load_dataset(name, root)
@@ -138,6 +143,17 @@ def check_set(name: str, root: Path, *, workers: int | None = None,
         else:
             report.notes.append(f"pairs.txt: {len(pairs)} pairs in {len({p.fold for p in pairs})}"
                                 f" folds, {sum(p.same for p in pairs)} same-person")
+    if name == "mfr2":
+        from occbench.data.real_occlusions import mfr2_mask_types
+
+        try:
+            types = mfr2_mask_types(root)
+        except DataError as exc:
+            report.problem = str(exc)
+        else:
+            masked = sum(t != "no-mask" for t in types.values())
+            report.notes.append(f"mfr2_labels.txt: {masked} of {len(types)} images masked "
+                                f"({len(set(types.values()) - {'no-mask'})} mask types)")
     return report
 
 
