@@ -132,6 +132,7 @@ def _run_config(args: argparse.Namespace, model: str, recognizer: str):
                    and not args.pairs_set.startswith("bin:") else args.pairs_set),
         probes=args.probes,
         distractor_set=args.distractor_set,
+        real_set=args.real_set,
     )
 
 
@@ -275,6 +276,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs-set", "--verification-set", dest="pairs_set", default="lfw",
                    help="data set whose pairs verification uses (default lfw: pairs.txt), or "
                         "an insightface .bin file (agedb_30.bin, cfp_fp.bin, ...)")
+    p.add_argument("--real-set", default=None,
+                   help="real occluded images of the probe set's people, for the protocol "
+                        "identification-real (e.g. --probes rof:neutral --real-set rof:masked)")
     p.add_argument("--distractors", type=options.count, default=None,
                        help="largest number of distractors D (default all available)")
     p.add_argument("--exclude", default=None,

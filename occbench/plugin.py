@@ -56,6 +56,8 @@ registry.protocols.register("landmarks", "occbench.protocols.landmarks:Landmarks
 registry.protocols.register(
     "identification-clean-gallery",
     "occbench.protocols.identification:IdentificationCleanGallery")
+registry.protocols.register("identification-real",
+                            "occbench.protocols.real_occlusion:RealOcclusion")
 
 # occlusion forms (instances: their sizes and aliases are read without drawing anything);
 # ``order``: their place in tables and figures

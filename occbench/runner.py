@@ -54,6 +54,7 @@ class RunConfig:
     recognizer_args: dict = field(default_factory=dict)  # keyword options of the recognizer
     model_args: dict = field(default_factory=dict)  # keyword options of the completer
     pairs_set: str = "lfw"  # the data set whose pairs verification uses
+    real_set: str | None = None  # real occluded images of the probes' people (identification-real)
     conditions: list[Condition] = field(default_factory=list, init=False)
 
     def __post_init__(self):
@@ -113,7 +114,8 @@ class Runner:
         rows: list[Row] = []
         for cond in self.config.conditions:
             active = [p for p in self.protocols if p.on_clean or not cond.clean]
-            ctx.fill([n for p in active for n in p.needs(ctx) if not n.clean_only], cond)
+            ctx.fill([n for p in active for n in p.needs(ctx)
+                      if not n.clean_only and (cond.clean or not n.clean_condition_only)], cond)
             if self.rank == 0:
                 for p in active:
                     rows += p.evaluate(ctx, cond)

@@ -34,7 +34,8 @@ def _settings_key(config: RunConfig) -> str:
     d.pop("conditions")
     if d["include_clean"]:  # the default, left out: keys of states written before it existed hold
         d.pop("include_clean")
-    for name, default in (("recognizer_args", {}), ("model_args", {}), ("pairs_set", "lfw")):
+    for name, default in (("recognizer_args", {}), ("model_args", {}), ("pairs_set", "lfw"),
+                          ("real_set", None)):
         if d[name] == default:  # likewise: the default, the key of earlier states
             d.pop(name)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -300,3 +300,31 @@ def test_property_exact_data_matches_reference(seed, n_probes, n_distractors):
     F = sign_vectors(rng, n_probes)
     X = sign_vectors(rng, n_distractors)
     check_against_reference(F, labels, X, seed=seed, sizes=(3, 30), exact=True, reps=20)
+
+
+def test_given_pairs_rank_exactly_those_pairs():
+    """``pairs=``: only the pairs given are ranked (a real occluded probe against the neutral
+    images of its person), each against the distractors by brute force; the probes and
+    targets are different rows of one feature array."""
+    rng = np.random.default_rng(8)
+    neutral, labels = clustered(rng, 5, [3, 4, 2, 5, 3], 32, 0.8)
+    real = unit(neutral[[0, 3, 9, 12]] + 0.3 * rng.standard_normal((4, 32)))  # 4 real probes
+    real_labels = labels[[0, 3, 9, 12]]
+    F = np.concatenate([real, neutral])
+    all_labels = np.r_[real_labels, labels]
+    probe, target = np.nonzero(real_labels[:, None] == labels[None, :])
+    X = unit(rng.standard_normal((300, 32)))
+    res = identify(F, all_labels, X, seed=2, sizes=(10, 100), pairs=(probe, 4 + target))
+    assert res.n_pairs == len(probe) == sum((labels == lab).sum() for lab in real_labels)
+    assert set(res.pair_probe) == {0, 1, 2, 3} and (res.pair_target >= 4).all()
+    sim = (F[res.pair_probe] * F[res.pair_target]).sum(1)
+    above = (F[res.pair_probe] @ X.T >= sim[:, None] - TIE_EPS).sum(1)
+    np.testing.assert_array_equal(res.ranks, 1 + above)
+    assert res.tpir_at_D[300] == pytest.approx(np.mean(above == 0))
+    assert 0 < res.tpir_at_D[300] < 1 and res.tpir_at_D[10] > res.tpir_at_D[300]
+    assert res.n_singletons == 2  # labels 2 and 4 have no real probe
+    for bad, message in (((probe, target[:-1]), "equal lengths"), (([0], [0]), "itself"),
+                         (([0], [4 + np.flatnonzero(labels != real_labels[0])[0]]), "same label"),
+                         ((probe, [99] * len(probe)), r"rows in \[0, 21\)")):
+        with pytest.raises(ConfigError, match=message):
+            identify(F, all_labels, X, pairs=bad)

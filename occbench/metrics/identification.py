@@ -164,22 +164,44 @@ def _check_order(order, n: int) -> np.ndarray:
 
 def _pair_similarities(F, probe, target, ident, G=None) -> np.ndarray:
     """s(p, g) = <F[p], G[g]> per pair (G = F by default; float64 of float32 dot products), one
-    small Gram matrix per identity."""
+    small Gram matrix per identity (its probes x its targets)."""
     G = F if G is None else G
     sim = np.empty(len(probe), dtype=np.float64)
     starts = np.flatnonzero(np.r_[True, ident[1:] != ident[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], len(ident)], strict=True):
-        m = np.unique(probe[a:b])
-        S = F[m] @ G[m].T
-        sim[a:b] = S[np.searchsorted(m, probe[a:b]), np.searchsorted(m, target[a:b])]
+        mp, mt = np.unique(probe[a:b]), np.unique(target[a:b])
+        S = F[mp] @ G[mt].T
+        sim[a:b] = S[np.searchsorted(mp, probe[a:b]), np.searchsorted(mt, target[a:b])]
     return sim
+
+
+def _given_pairs(labels, pairs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(probe, target, identity, identities)`` as :func:`probe_pairs` returns them, for the
+    pairs given (sorted by identity, then probe, then target; checked)."""
+    try:
+        probe, target = (np.asarray(a, dtype=np.int64).ravel() for a in pairs)
+    except (TypeError, ValueError):
+        raise ConfigError("pairs must be (probe, target): two arrays of row indices") from None
+    n = len(labels)
+    if len(probe) != len(target) or (len(probe) and (min(probe.min(), target.min()) < 0
+                                                      or max(probe.max(), target.max()) >= n)):
+        raise ConfigError(f"pairs: probe and target need equal lengths and rows in [0, {n})")
+    if (probe == target).any():
+        raise ConfigError("pairs: a pair compares an image with itself")
+    if (labels[probe] != labels[target]).any():
+        raise ConfigError("pairs: every pair's probe and target must have the same label")
+    identities, inv = np.unique(labels, return_inverse=True)
+    ident = inv.ravel()[probe]
+    order = np.lexsort((target, probe, ident))
+    return probe[order], target[order], ident[order], identities
 
 
 def identify(features, labels, distractors: Source, *, seed: int = 0,
              sizes: Sequence[int] = DEFAULT_SIZES, order=None, n_distractors: int | None = None,
              max_rank: int = MAX_RANK, full_curve_up_to: int = FULL_CURVE_UP_TO,
              tie_eps: float = TIE_EPS, reps: int = DEFAULT_REPS, level: float = DEFAULT_LEVEL,
-             chunk_rows: int = DEFAULT_CHUNK_ROWS, gallery=None) -> IdentificationResult:
+             chunk_rows: int = DEFAULT_CHUNK_ROWS, gallery=None,
+             pairs=None) -> IdentificationResult:
     """MegaFace-style identification of probe ``features`` against ``distractors``.
 
     ``features``: (n, d) probe-set embeddings; ``labels``: n identity labels (any sortable
@@ -193,6 +215,10 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
     Identities with a single image give no pair and are only counted (``n_singletons``).
     ``gallery``: (n, d) features of the same images used for the target of each pair (the
     clean-gallery variant, see the module docstring); default ``features``.
+    ``pairs``: ``(probe, target)`` row indices (two equal-length integer arrays) of the pairs
+    to rank instead of every ordered pair of two images of one identity: e.g. a real
+    occluded image as the probe and a neutral image of the same person as the target, both
+    rows of ``features`` / ``gallery``; each pair's two labels must be equal.
     Raises ConfigError for inconsistent inputs and OccbenchError for NaN/inf or zero rows.
     """
     F = check_features(features, "probe features")
@@ -206,8 +232,13 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
         if gallery.shape != F.shape:
             raise ConfigError(f"{F.shape} probe features but gallery features of shape "
                               f"{gallery.shape}: one gallery row per probe image")
-    probe, target, ident, identities = probe_pairs(labels)
-    per_id = np.unique(labels, return_counts=True)[1]
+    if pairs is None:
+        probe, target, ident, identities = probe_pairs(labels)
+        per_id = np.unique(labels, return_counts=True)[1]
+        singletons = int((per_id == 1).sum())
+    else:
+        probe, target, ident, identities = _given_pairs(labels, pairs)
+        singletons = len(np.setdiff1d(np.unique(labels), identities[np.unique(ident)]))
     if not len(probe):
         raise ConfigError(f"no identity among {len(identities)} has two probe images: no pairs to rank")
 
@@ -264,7 +295,7 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
         cmc=cmc,
         ci_at_rank={r: (float(r_lo[r - 1]), float(r_hi[r - 1])) for r in range(1, L + 1)},
         ranks=ranks, hits_at_D=hits, pair_probe=probe, pair_target=target, pair_identity=ident,
-        identities=identities, n_identities=G, n_singletons=int((per_id == 1).sum()),
+        identities=identities, n_identities=G, n_singletons=singletons,
         n_probe_images=len(F), n_distractors=N, max_rank=L,
         settings=dict(seed=seed, tie_eps=tie_eps, reps=reps, level=level,
                       gallery="clean" if gallery is not None else "probes",

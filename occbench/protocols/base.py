@@ -33,13 +33,16 @@ class Need:
     """Cached results a protocol reads for ``faces`` under each condition: ``features`` (the
     recognizer's embedding of the completed faces) and/or ``quality`` (PSNR / SSIM / mask
     IoU). ``clean_only``: the features of the faces as they are, once for the whole run
-    (e.g. the distractors). ``what`` labels the progress bar."""
+    (e.g. the distractors). ``clean_condition_only``: the completed faces' features under the
+    clean condition only (faces that are occluded already, e.g. real occlusions, get no
+    synthetic occluder). ``what`` labels the progress bar."""
 
     faces: object  # occbench.faces.AlignedFaces
     what: str
     features: bool = True
     quality: bool = False
     clean_only: bool = False
+    clean_condition_only: bool = False  # completed faces needed under the clean condition only
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,19 @@ def distractor_keys(ctx, probes) -> list[str]:
     return keys
 
 
+def result_rows(ctx, protocol: str, dataset: str, cond, res: IdentificationResult) -> list:
+    """The rows of one identification result: TPIR@1 at every D (rank 1) and the CMC at the
+    largest D (ranks 2 ..), each with its bootstrap interval; n = the pairs ranked."""
+    n = res.n_pairs
+    rows = [ctx.row(protocol, dataset, cond, "tpir", value, n, *res.ci_at_D[D], D=D, rank=1)
+            for D, value in res.tpir_at_D.items()]
+    D_max = max(res.tpir_at_D)
+    for k, value in enumerate(res.cmc[1:], start=2):  # rank 1 at D_max is written above
+        lo, hi = res.ci_at_rank.get(k, (np.nan, np.nan))
+        rows.append(ctx.row(protocol, dataset, cond, "tpir", value, n, lo, hi, D=D_max, rank=k))
+    return rows
+
+
 class Identification(Protocol):
     """MegaFace challenge 1 rows: TPIR@1 at every D and the CMC at the largest D, of the
     completed probe faces against the clean distractors."""
@@ -77,15 +90,7 @@ class Identification(Protocol):
     def evaluate(self, ctx, cond):
         if not hasattr(self, "_dis"):
             self._dis = ctx.clean_features(self.distractors)
-        res = self._identify(ctx, cond)
-        ds, n = self.config.probes, res.n_pairs
-        rows = [ctx.row(self.name, ds, cond, "tpir", value, n, *res.ci_at_D[D], D=D, rank=1)
-                for D, value in res.tpir_at_D.items()]
-        D_max = max(res.tpir_at_D)
-        for k, value in enumerate(res.cmc[1:], start=2):  # rank 1 at D_max is written above
-            lo, hi = res.ci_at_rank.get(k, (np.nan, np.nan))
-            rows.append(ctx.row(self.name, ds, cond, "tpir", value, n, lo, hi, D=D_max, rank=k))
-        return rows
+        return result_rows(ctx, self.name, self.config.probes, cond, self._identify(ctx, cond))
 
 
 class IdentificationCleanGallery(Identification):

@@ -1,0 +1,97 @@
+"""Real occlusions against their synthetic twins (issue 33): does a synthetic mask or pair of
+sunglasses predict what a real one does to identification?
+
+On one set of people with neutral images (``config.probes``, e.g. ``rof:neutral``) and
+real occluded images of the same people (``config.real_set``, e.g. ``rof:masked``), ranked
+among the clean distractors of ``config.distractor_set`` (without the people of either set,
+as identification removes the probe set's people), three kinds of rows, each MegaFace-style
+(TPIR@1 at every D, the CMC at the largest D; :func:`~occbench.metrics.identification.identify`):
+
+* **real** (rows with form ``real``, dataset = the real set): every (probe, target) pair of
+  one person where the probe is a real occluded image, completed by the completer (the clean
+  condition: no synthetic occluder is added), and the target one of that person's neutral
+  images, as it is;
+* **clean baseline** (the clean condition, dataset = the neutral set): every ordered pair of
+  two neutral images of one person, the probe completed, the target as it is;
+* **synthetic twin** (each occluded condition of the run, e.g. ``--form mask,glasses``): the
+  probe is a neutral image with the synthetic occluder, completed, the target another
+  neutral image as it is (the clean-gallery setting: a synthetic occluder does not also
+  cover the target, as a real one does not).
+
+There are no reconstruction figures for real probes (no clean truth exists).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from occbench.condition import Condition
+from occbench.errors import ConfigError
+from occbench.metrics.identification import identify
+from occbench.protocols.base import Headline, Need, Protocol
+from occbench.protocols.identification import distractor_keys, probe_faces, result_rows
+
+#: The pseudo-condition of the real rows (form ``real``: the occlusion is in the images).
+REAL = Condition("real")
+
+
+class RealOcclusion(Protocol):
+    name = "identification-real"
+    on_clean = True
+    headlines = (Headline("tpir", "TPIR@1 real/twin %", scale=100.0, rank=1, largest_d=True,
+                          order=16),)
+
+    def prepare(self, ctx) -> None:
+        from occbench.data import identity_labels
+        from occbench.data.base import Dataset
+
+        cfg = self.config
+        if not cfg.real_set:
+            raise ConfigError(f"protocol {self.name} needs --real-set: the real occluded images "
+                              f"of the probe set's people (e.g. --probes rof:neutral "
+                              f"--real-set rof:masked)")
+        self.probes = probe_faces(ctx)
+        real_ds = ctx.dataset(cfg.real_set)
+        people = {s.identity for s in self.probes.samples}
+        keys = [s.key for s in (real_ds.samples[: cfg.limit] if cfg.limit else real_ds.samples)
+                if s.identity in people]
+        if not keys:
+            raise ConfigError(f"{cfg.real_set}: none of its people has an image in "
+                              f"{cfg.probes}, so no real image has a target")
+        self.real = ctx.aligned(cfg.real_set, keys)
+        # the distractors lose the people of both sets
+        both = Dataset("probes+real", real_ds.root,
+                       sorted(ctx.dataset(cfg.probes).samples + real_ds.samples))
+        self.distractors = ctx.aligned(cfg.distractor_set, distractor_keys(ctx, both))
+        self.labels = identity_labels(self.probes.samples)[0]
+        names = sorted({s.identity for s in self.probes.samples})
+        index = {n: i for i, n in enumerate(names)}
+        real_labels = np.array([index[s.identity] for s in self.real.samples])
+        n_real = len(real_labels)
+        # rows 0 .. n_real - 1: the real probes; then the neutral images (their targets)
+        self.all_labels = np.r_[real_labels, self.labels]
+        probe, target = np.nonzero(real_labels[:, None] == self.labels[None, :])
+        self.real_pairs = (probe, n_real + target)
+
+    def needs(self, ctx):
+        return [Need(self.probes, self.config.probes),
+                Need(self.probes, f"{self.config.probes} clean", clean_only=True),
+                Need(self.real, self.config.real_set, clean_condition_only=True),
+                Need(self.distractors, "distractors", clean_only=True)]
+
+    def evaluate(self, ctx, cond):
+        if not hasattr(self, "_dis"):
+            self._dis = ctx.clean_features(self.distractors)
+            self._neutral = ctx.clean_features(self.probes)
+        probes = ctx.features(self.probes, cond)
+        if not cond.clean:  # the synthetic twin
+            res = identify(probes, self.labels, self._dis, seed=ctx.seed, gallery=self._neutral)
+            return result_rows(ctx, self.name, self.config.probes, cond, res)
+        rows = result_rows(ctx, self.name, self.config.probes, cond,
+                           identify(probes, self.labels, self._dis, seed=ctx.seed,
+                                    gallery=self._neutral))
+        real = ctx.features(self.real, cond)
+        features = np.concatenate([real, self._neutral])
+        res = identify(features, self.all_labels, self._dis, seed=ctx.seed, gallery=features,
+                       pairs=self.real_pairs)
+        return rows + result_rows(ctx, self.name, self.config.real_set, REAL, res)
