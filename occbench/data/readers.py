@@ -71,11 +71,14 @@ def load_folder(path: Path, name: str) -> Dataset:
     return Dataset(name, path, sorted(samples))
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path, how_to_get: str = "") -> list[str]:
+    """The lines of a text file (UTF-8, a BOM allowed); DataError naming it when it is
+    missing (with ``how_to_get`` it, if given) or unreadable."""
     try:
         return path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        hint = f"; to get it, {how_to_get}" if how_to_get else ""
+        raise DataError(f"{path}: file not found{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None
 
@@ -87,7 +90,7 @@ def read_path_list(path: Path) -> set[str]:
     ``megaface_noises.txt`` has lines of that form).
     """
     entries = set()
-    for line in _read_lines(Path(path)):
+    for line in read_lines(Path(path)):
         if line.strip() and not line.lstrip().startswith("#"):
             fields = line.split("\t")
             entries.add((fields[1] if len(fields) > 1 else fields[0]).strip())
@@ -188,7 +191,7 @@ def load_celeba(root: Path) -> Dataset:
     if not ident_file.exists():
         raise DataError(f"{ident_file}: file not found{_how_to_get('celeba')}")
     entries = []
-    for n, line in enumerate(_read_lines(ident_file), start=1):
+    for n, line in enumerate(read_lines(ident_file), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -257,7 +260,7 @@ def load_celeba_files(images: Path, identity_file: Path, name: str) -> Dataset:
     images, identity_file = Path(images), Path(identity_file)
     _require_dir(images, name)
     labels: dict[str, str] = {}
-    for n, line in enumerate(_read_lines(identity_file), start=1):
+    for n, line in enumerate(read_lines(identity_file), start=1):
         parts = line.split()
         if not parts or (n == 1 and parts[0] == "image"):
             continue

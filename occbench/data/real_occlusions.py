@@ -26,6 +26,7 @@ from pathlib import Path
 
 from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample
 from occbench.data.pairs import Pair
+from occbench.data.readers import read_lines
 from occbench.errors import ConfigError, DataError
 
 ROF_DIR = "ROF"
@@ -73,15 +74,6 @@ def _is_image(path: Path) -> bool:
 def _person_dirs(folder: Path) -> list[Path]:
     """The visible sub-folders of ``folder``, sorted."""
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _read_lines(path: Path, how_to_get: str) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; to get it, {how_to_get}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
 
 
 # ---- ROF --------------------------------------------------------------------------------
@@ -193,7 +185,7 @@ def read_mfr2_pairs(path: Path, ds: Dataset) -> list[Pair]:
     from occbench.metrics.verification import contiguous_folds
 
     path = Path(path)
-    entries = [(n, line) for n, line in enumerate(_read_lines(path, MFR2_HOW_TO_GET), start=1)
+    entries = [(n, line) for n, line in enumerate(read_lines(path, MFR2_HOW_TO_GET), start=1)
                if line.strip()]
     if not entries:
         raise DataError(f"{path}: no pairs")
@@ -251,7 +243,7 @@ def mfr2_mask_types(root: Path) -> dict[str, str]:
     _require_dir(base, MFR2_DIR, MFR2_HOW_TO_GET)
     path = base / MFR2_LABELS
     types: dict[str, str] = {}
-    for n, line in enumerate(_read_lines(path, MFR2_HOW_TO_GET), start=1):
+    for n, line in enumerate(read_lines(path, MFR2_HOW_TO_GET), start=1):
         if not line.strip():
             continue
         where, parts = f"{path}:{n}", [p.strip() for p in line.split(",")]
