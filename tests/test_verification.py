@@ -150,3 +150,31 @@ def test_tar_at_far_against_brute_force(seed):
     far, tar, thr = roc(scores, same)
     for a, b, t in zip(far, tar, thr, strict=True):  # each ROC point is its threshold's
         assert a == (scores[~same] > t).mean() and b == (scores[same] > t).mean()
+
+
+def test_tar_at_far_interval_is_a_bootstrap_over_each_kind_of_pair():
+    """Against a bootstrap written out here: same-person and different-person pairs redrawn
+    separately, the TAR@FAR of each replicate by brute force over every threshold."""
+    from occbench.metrics.verification import tar_at_far, tar_at_far_ci
+
+    rng = np.random.default_rng(3)
+    same = rng.random(300) < 0.5
+    scores = np.round(rng.normal(same * 1.2, 1.0), 2)
+    fars = (0.01, 0.1)
+    got = tar_at_far_ci(scores, same, fars, reps=200, seed=7)
+    pos, neg = scores[same], scores[~same]
+    draw = np.random.default_rng(7)
+    reps = []
+    for _ in range(200):
+        p = pos[draw.integers(0, len(pos), len(pos))]
+        n = neg[draw.integers(0, len(neg), len(neg))]
+        row = []
+        for f in fars:
+            row.append(max((p > t).mean() for t in np.r_[-np.inf, np.unique(np.r_[p, n])]
+                           if (n > t).mean() <= f))
+        reps.append(row)
+    want = np.percentile(np.array(reps), [2.5, 97.5], axis=0)
+    for i, f in enumerate(fars):
+        assert got[f] == pytest.approx((want[0, i], want[1, i]), abs=1e-12)
+        point = tar_at_far(scores, same, [f])[f]
+        assert got[f][0] <= point <= got[f][1] and got[f][1] > got[f][0]

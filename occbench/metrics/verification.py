@@ -189,6 +189,28 @@ def tar_at_far(scores, same, fars=FARS) -> dict[float, float]:
     return out
 
 
+def tar_at_far_ci(scores, same, fars=FARS, *, reps: int = 1000, level: float = 0.95,
+                  seed: int = 0) -> dict[float, tuple[float, float]]:
+    """Percentile bootstrap interval of :func:`tar_at_far` at each FAR: each of ``reps``
+    replicates redraws the same-person pairs and the different-person pairs with replacement
+    (each group keeps its size, as the protocol fixes them), from
+    ``np.random.default_rng(seed)``; returns {far: (low, high)} at the ``(1 -+ level) / 2``
+    percentiles."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(same, dtype=bool).ravel()
+    pos, neg = s[y], s[~y]
+    rng = np.random.default_rng(seed)
+    draws = np.empty((reps, len(fars)))
+    labels = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+    for r in range(reps):
+        both = np.r_[pos[rng.integers(0, len(pos), len(pos))],
+                     neg[rng.integers(0, len(neg), len(neg))]]
+        draws[r] = list(tar_at_far(both, labels, fars).values())
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+    lo, hi = np.percentile(draws, q, axis=0)
+    return {float(f): (float(a), float(b)) for f, a, b in zip(fars, lo, hi, strict=True)}
+
+
 def t_half_width(values, level: float = 0.95) -> float:
     """Half-width of the ``level`` t-interval of the mean of ``values`` (e.g. the per-fold
     accuracies): t((1 + level) / 2, k - 1) * std(ddof=1) / sqrt(k); NaN for fewer than 2."""

@@ -15,6 +15,7 @@ from occbench.metrics.verification import (
     insightface_accuracy,
     t_half_width,
     tar_at_far,
+    tar_at_far_ci,
     verify,
 )
 from occbench.protocols.base import Headline, Need, Protocol
@@ -49,7 +50,9 @@ class Verification(Protocol):
     ``accuracy_std``, ``accuracy_insightface`` (:func:`insightface_accuracy`, as
     published tables of insightface's ``.bin`` sets compute it), and the ROC curve sampled
     as ``tar@far=F`` for each F of :data:`~occbench.metrics.verification.FARS` (TAR at the
-    lowest threshold whose FAR over all the pairs does not exceed F; n = same-person pairs)."""
+    lowest threshold whose FAR over all the pairs does not exceed F; n = same-person pairs;
+    a 95 % bootstrap interval over the pairs), with ``impostor_pairs`` (their number, the
+    resolution of the FAR axis: 1 / impostor_pairs)."""
 
     name = "verification"
     on_clean = True
@@ -74,10 +77,13 @@ class Verification(Protocol):
         ds, n = ctx.dataset(self.config.pairs_set).name, len(self.pairs)  # bin:PATH -> stem
         insight = insightface_accuracy(f1, f2, [p.same for p in self.pairs])[0]
         same = np.array([p.same for p in self.pairs], dtype=bool)
-        tars = tar_at_far(cosine_scores(f1, f2), same)
+        scores = cosine_scores(f1, f2)
+        tars = tar_at_far(scores, same)
+        cis = tar_at_far_ci(scores, same, seed=self.config.seed)
         return [ctx.row(self.name, ds, cond, "accuracy", res.mean, n,
                         max(res.mean - half, 0.0), min(res.mean + half, 1.0)),
                 ctx.row(self.name, ds, cond, "accuracy_std", res.std, n),
                 ctx.row(self.name, ds, cond, "accuracy_insightface", insight, n),
-                *(ctx.row(self.name, ds, cond, f"tar@far={far:g}", tar, int(same.sum()))
-                  for far, tar in tars.items())]
+                ctx.row(self.name, ds, cond, "impostor_pairs", int((~same).sum()), n),
+                *(ctx.row(self.name, ds, cond, f"tar@far={far:g}", tar, int(same.sum()),
+                          *cis[far]) for far, tar in tars.items())]
