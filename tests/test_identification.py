@@ -328,3 +328,31 @@ def test_given_pairs_rank_exactly_those_pairs():
                          ((probe, [99] * len(probe)), r"rows in \[0, 21\)")):
         with pytest.raises(ConfigError, match=message):
             identify(F, all_labels, X, pairs=bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_megaface_verification_against_a_dense_brute_force(seed):
+    """TAR at FAR from the identification search's kept impostors equals the dense
+    computation over every probe x distractor similarity; unresolvable FARs are NaN."""
+    from occbench.metrics.identification import megaface_tar
+
+    rng = np.random.default_rng(seed)
+    F, labels = clustered(rng, 8, [3, 2, 4, 5, 2, 3, 6, 2], 16, 0.9)
+    X = unit(rng.standard_normal((400, 16)))
+    res = identify(F, labels, X, seed=seed, sizes=(10, 100), max_rank=50,
+                   full_curve_up_to=100)
+    assert res.n_impostors == len(F) * 400 and len(res.impostor_top) == 50
+    genuine = (F[res.pair_probe] * F[res.pair_target]).sum(1)
+    np.testing.assert_allclose(res.pair_sims, genuine, atol=1e-6)
+    impostors = np.sort((F @ X.T).astype(np.float64).ravel())[::-1]
+    np.testing.assert_allclose(res.impostor_top, impostors[:50], atol=1e-6)
+    fars = (1e-4, 1e-3, 5e-3, 0.1)  # k = 1, 10, 58 (> 50 kept: NaN), 1,160
+    got = megaface_tar(res, fars)
+    for f in fars:
+        k = int(np.floor(f * len(impostors)))
+        if k + 1 > 50:
+            assert np.isnan(got[f])
+            continue
+        # the lowest threshold accepting at most k impostors, every genuine pair scored
+        want = max((genuine > t).mean() for t in impostors if (impostors > t).sum() <= k)
+        assert got[f] == pytest.approx(want)

@@ -15,6 +15,7 @@ import pytest
 
 from occbench import registry
 from occbench.errors import ConfigError
+from occbench.metrics.verification import FARS
 from occbench.occlusion import NO_POSITION, Form, _index, _uniform, occlude
 from occbench.runner import RunConfig, run
 from tests._onnx import MEAN, STD, onnx_path
@@ -224,7 +225,8 @@ def test_model_args_reach_the_model_and_key_its_cache(tmp_path):
                                           r"\(its options: dim, seed\)"):
         create_recognizer("fake", colour=1)
     df = _run(tmp_path, recognizer_args={"dim": 16}, protocols=("verification",))
-    assert set(df.recognizer) == {"fake"} and len(df) == 6  # 3 metrics x 2 conditions
+    # (accuracy, its std, insightface's, impostor pairs, the ROC samples) x 2 conditions
+    assert set(df.recognizer) == {"fake"} and len(df) == 2 * (4 + len(FARS))
 
 
 # ----------------------------------------------------------------------------- new plug-ins
@@ -353,7 +355,7 @@ def test_new_recognizer_from_an_onnx_file_is_one_registration(tmp_path, temporar
         OnnxRecognizer, path=onnx_path(data_root), mean=MEAN, std=STD, flip=True))
     assert create_recognizer("mobilefacenet").dim == 128
     df = _run(tmp_path, recognizer="mobilefacenet", protocols=("verification",))
-    assert set(df.recognizer) == {"mobilefacenet"} and len(df) == 6
+    assert set(df.recognizer) == {"mobilefacenet"} and len(df) == 2 * (4 + len(FARS))
 
 
 class EyeBar(Form):

@@ -88,6 +88,12 @@ class IdentificationResult:
     n_distractors: int
     max_rank: int
     settings: dict = field(default_factory=dict)
+    #: s(p, g) of each pair (float64), and the largest impostor similarities s(p, x) of the
+    #: searched probes against the distractors (descending, the global top ``max_rank``:
+    #: exact, as each is within its probe's top ``max_rank``), for MegaFace-style verification
+    pair_sims: np.ndarray | None = None
+    impostor_top: np.ndarray | None = None
+    n_impostors: int = 0
 
     @property
     def n_pairs(self) -> int:
@@ -261,7 +267,8 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
     if res.n_rows != N:
         raise ConfigError(f"distractors: {res.n_rows} rows read but n_distractors={N}")
 
-    thr = _pair_similarities(F, probe, target, ident, gallery) - tie_eps
+    pair_sims = _pair_similarities(F, probe, target, ident, gallery)
+    thr = pair_sims - tie_eps
     # rank at the largest D: 1 + #(top-K similarities >= thr); K + 1 means beyond the top K.
     neg = -res.sims.astype(np.float64)  # ascending per row
     ranks = np.empty(len(probe), dtype=np.int64)
@@ -300,4 +307,35 @@ def identify(features, labels, distractors: Source, *, seed: int = 0,
         settings=dict(seed=seed, tie_eps=tie_eps, reps=reps, level=level,
                       gallery="clean" if gallery is not None else "probes",
                       device=get_searcher().device, order="given" if order_given else "seed"),
+        pair_sims=pair_sims, impostor_top=_largest(res.sims, L),
+        n_impostors=len(qrows) * N,
     )
+
+
+def _largest(sims: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest values of a (rows, L) array, descending (float64)."""
+    flat = sims.astype(np.float64).ravel()
+    k = min(k, len(flat))
+    top = np.partition(flat, len(flat) - k)[len(flat) - k:] if k else flat[:0]
+    return np.sort(top)[::-1]
+
+
+#: False accept rates of MegaFace-style verification (its headline: 1e-6).
+MEGAFACE_FARS = (1e-6, 1e-5, 1e-4)
+
+
+def megaface_tar(res: IdentificationResult, fars=MEGAFACE_FARS) -> dict[float, float]:
+    """MegaFace challenge 1's verification on the identification data: genuine pairs = the
+    probe pairs of ``res`` (s(p, g)), impostor pairs = every searched probe x every
+    distractor (``res.n_impostors``). TAR at each FAR: the share of genuine pairs scoring
+    above the (k + 1)-th largest impostor similarity, k = floor(FAR x impostors) (at most k
+    impostors accepted). NaN where k + 1 exceeds the impostors kept (``max_rank``): that
+    FAR needs a deeper search."""
+    out = {}
+    for f in fars:
+        k = int(np.floor(f * res.n_impostors + 1e-9))
+        if k + 1 > len(res.impostor_top):
+            out[float(f)] = float("nan")
+            continue
+        out[float(f)] = float(np.mean(res.pair_sims > res.impostor_top[k]))
+    return out

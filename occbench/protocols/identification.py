@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from occbench.metrics.identification import IdentificationResult, identify
+from occbench.metrics.identification import IdentificationResult, identify, megaface_tar
 from occbench.protocols.base import Headline, Need, Protocol
 
 
@@ -53,7 +53,10 @@ def distractor_keys(ctx, probes) -> list[str]:
 
 def result_rows(ctx, protocol: str, dataset: str, cond, res: IdentificationResult) -> list:
     """The rows of one identification result: TPIR@1 at every D (rank 1) and the CMC at the
-    largest D (ranks 2 ..), each with its bootstrap interval; n = the pairs ranked."""
+    largest D (ranks 2 ..), each with its bootstrap interval; n = the pairs ranked. Beside
+    them, at the largest D with rank 0, MegaFace-style verification
+    (:func:`~occbench.metrics.identification.megaface_tar`): ``tar@far=F`` for each resolvable
+    F of 1e-6, 1e-5, 1e-4 and ``impostor_pairs`` (probes x distractors)."""
     n = res.n_pairs
     rows = [ctx.row(protocol, dataset, cond, "tpir", value, n, *res.ci_at_D[D], D=D, rank=1)
             for D, value in res.tpir_at_D.items()]
@@ -61,6 +64,11 @@ def result_rows(ctx, protocol: str, dataset: str, cond, res: IdentificationResul
     for k, value in enumerate(res.cmc[1:], start=2):  # rank 1 at D_max is written above
         lo, hi = res.ci_at_rank.get(k, (np.nan, np.nan))
         rows.append(ctx.row(protocol, dataset, cond, "tpir", value, n, lo, hi, D=D_max, rank=k))
+    # MegaFace-style verification on the same data (rank 0: not a rank), where resolvable
+    rows.append(ctx.row(protocol, dataset, cond, "impostor_pairs", res.n_impostors,
+                        res.n_impostors, D=D_max))
+    rows += [ctx.row(protocol, dataset, cond, f"tar@far={far:g}", tar, n, D=D_max)
+             for far, tar in megaface_tar(res).items() if not np.isnan(tar)]
     return rows
 
 
