@@ -28,8 +28,8 @@ from PIL import Image
 
 from occbench.aligned_cache import AlignedCache, CachedFace, default_cache_path
 from occbench.data.base import Dataset
-from occbench.dlib_models import SHAPE_68, load
-from occbench.errors import DataError
+from occbench.dlib_models import MMOD_DETECTOR, SHAPE_68, load
+from occbench.errors import ConfigError, DataError
 from occbench.faces import ALIGN_VERSION, AlignedFaces
 from occbench.imageio import decode_rgb
 from occbench.template import SIZE, TEMPLATE_5
@@ -141,11 +141,21 @@ def framing_landmarks5(height: int, width: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- detection
 
 _DETECTOR = None
+#: Face detectors: ``hog`` (dlib's HOG frontal detector, the default) and ``cnn`` (dlib's CNN
+#: detector, ``mmod_human_face_detector.dat``: slower, finds faces behind masks and
+#: sunglasses more often). A detector other than ``hog`` keys its own aligned cache.
+DETECTORS = ("hog", "cnn")
 
 
-def _models():
-    """dlib's HOG face detector and 68-point predictor, loaded once per process."""
+def _models(detector: str = "hog"):
+    """The face detector (a callable ``(image, upsample) -> rectangles``) and dlib's 68-point
+    predictor, loaded once per process."""
     global _DETECTOR
+    if detector == "cnn":
+        cnn = load(MMOD_DETECTOR)
+        return (lambda image, up: [d.rect for d in cnn(image, up)]), load(SHAPE_68)
+    if detector != "hog":
+        raise ConfigError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
     if _DETECTOR is None:
         import dlib
 
@@ -176,14 +186,14 @@ def _pick_face(rects, height: int, width: int):
     return max(rects, key=score)
 
 
-def detect_landmarks5(image: np.ndarray) -> np.ndarray | None:
+def detect_landmarks5(image: np.ndarray, detector: str = "hog") -> np.ndarray | None:
     """Five points (x, y) of the framed face in ``image`` (HxWx3 uint8), or None if no face.
 
     Only faces centred within ``MAX_CENTRE_OFFSET`` of the image centre count (the framing
-    centres the labelled person; a face further out is someone else). Detection at
-    upsample 0, then at upsample 1 if no such face was found.
+    centres the labelled person; a face further out is someone else). Detection (``detector``
+    of :data:`DETECTORS`) at upsample 0, then at upsample 1 if no such face was found.
     """
-    detector, predictor = _models()
+    detector, predictor = _models(detector)
     image = np.ascontiguousarray(image, dtype=np.uint8)
     h, w = image.shape[:2]
     rects = _central(detector(image, 0), h, w)
@@ -204,8 +214,9 @@ def detect_landmarks5(image: np.ndarray) -> np.ndarray | None:
     )
 
 
-def align_face(image: np.ndarray) -> AlignResult:
-    """Detect, find five landmarks and warp ``image`` (HxWx3 uint8 RGB) onto the template.
+def align_face(image: np.ndarray, detector: str = "hog") -> AlignResult:
+    """Detect (``detector``: ``hog`` or ``cnn``), find five landmarks and warp ``image``
+    (HxWx3 uint8 RGB) onto the template.
 
     Falls back to the LFW-framing points (:func:`framing_landmarks5`, ``aligned=False``)
     where no face is detected.
@@ -213,7 +224,7 @@ def align_face(image: np.ndarray) -> AlignResult:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"need an HxWx3 uint8 image, got {image.shape} {image.dtype}")
-    pts = detect_landmarks5(image)
+    pts = detect_landmarks5(image, detector)
     aligned = pts is not None
     if pts is None:
         pts = framing_landmarks5(image.shape[0], image.shape[1])
@@ -253,9 +264,9 @@ def derive_face_box(photos, detector_upsample: int = 1) -> np.ndarray:
     return np.array(boxes)
 
 
-def _init_worker() -> None:
+def _init_worker(detector: str = "hog") -> None:
     ignore_interrupt()
-    _models()
+    _models(detector)
 
 
 def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
@@ -268,14 +279,14 @@ def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
     return np.pad(image, ((ph, ph), (pw, pw), (0, 0))), np.array([pw, ph], dtype=np.float64)
 
 
-def _align_file(task: tuple[int, str, float]) -> tuple[int, str | None, CachedFace | str]:
+def _align_file(task: tuple[int, str, float, str]) -> tuple[int, str | None, CachedFace | str]:
     """Worker: read, hash, decode, pad and align one file; a reason string if unreadable."""
-    index, path, pad = task
+    index, path, pad, detector = task
     try:
         data = Path(path).read_bytes()
         sha1 = hashlib.sha1(data).hexdigest()
         padded, offset = pad_image(decode_rgb(data, path), pad)
-        res = align_face(padded)
+        res = align_face(padded, detector)
     except DataError as exc:
         return index, None, str(exc).removeprefix(f"{path}: ")
     except OSError as exc:
@@ -302,9 +313,12 @@ def align_dataset(
     progress: bool = True,
     cache_path: str | Path | None = None,
     batch: int = 256,
+    detector: str | None = None,
 ) -> AlignedFaces:
     """Align every image of ``ds`` (the first ``limit`` if given), reusing the disk cache.
 
+    ``detector``: ``hog`` or ``cnn`` (:data:`DETECTORS`; default the data set's own,
+    ``ds.detector``, else ``hog``); another detector than ``hog`` keys its own cache version.
     ``workers`` processes detect faces (default ``os.cpu_count()``; 1 = in this process);
     ``progress`` shows a tqdm bar on stderr; ``cache_path`` defaults to
     ``<cache_root>/aligned/<ds.name>.sqlite``; new faces are committed every ``batch`` images,
@@ -328,21 +342,26 @@ def align_dataset(
     if cache_path is None:
         cache_path = default_cache_path(ds.name)
     pad = float(getattr(ds, "pad", 0.0) or 0.0)
+    detector = detector or getattr(ds, "detector", None) or "hog"
+    if detector not in DETECTORS:
+        raise ConfigError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
     version = ALIGN_VERSION if pad == 0 else f"{ALIGN_VERSION}-pad{pad:g}"
+    if detector != "hog":
+        version += f"-{detector}"
     with AlignedCache(cache_path, version) as cache:
         found = cache.get_many(h for h in sha1s if h is not None)
         results: dict[int, CachedFace] = {
             i: found[h] for i, h in enumerate(sha1s) if h is not None and h in found
         }
         hits = len(results)
-        todo = [(i, str(samples[i].path), pad) for i, h in enumerate(sha1s)
+        todo = [(i, str(samples[i].path), pad, detector) for i, h in enumerate(sha1s)
                 if h is not None and h not in found]
         computed = 0
         pending: list[tuple[str, CachedFace]] = []
         bar = tqdm(total=len(todo), desc=f"align {ds.name}", unit="img", file=sys.stderr,
                    disable=not progress or not todo, dynamic_ncols=True)
         try:
-            for index, sha1, out in _run(todo, workers):
+            for index, sha1, out in _run(todo, workers, detector):
                 bar.update(1)
                 if isinstance(out, str):
                     reasons[index] = out
@@ -381,11 +400,11 @@ def align_dataset(
     )
 
 
-def _run(todo: list[tuple[int, str, float]], workers: int):
+def _run(todo: list[tuple[int, str, float, str]], workers: int, detector: str = "hog"):
     """Yield ``_align_file`` results for ``todo``, in a process pool unless it is not worth it."""
     if workers <= 1 or len(todo) < 4 * workers:
         for task in todo:
             yield _align_file(task)
         return
-    with Pool(workers, initializer=_init_worker) as pool:
+    with Pool(workers, initializer=_init_worker, initargs=(detector,)) as pool:
         yield from pool.imap_unordered(_align_file, todo, chunksize=4)

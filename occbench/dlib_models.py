@@ -47,13 +47,15 @@ _LOADERS = {
     SHAPE_68: "shape_predictor",
     SHAPE_5: "shape_predictor",
     FACE_RESNET: "face_recognition_model_v1",
+    MMOD_DETECTOR: "cnn_face_detection_model_v1",
 }
 _LOADED: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
 def load(name: str):
-    """The dlib object of a model file (``SHAPE_68``, ``SHAPE_5``, ``FACE_RESNET``), loaded once
+    """The dlib object of a model file (``SHAPE_68``, ``SHAPE_5``, ``FACE_RESNET``,
+    ``MMOD_DETECTOR``), loaded once
     per process (the 68-point predictor alone is 100 MB)."""
     with _LOCK:
         if name not in _LOADED:

@@ -274,3 +274,29 @@ def test_dlib_models_lookup(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(OccbenchError, match="face-recognition-models"):
         models_dir()
+
+
+def test_cnn_detector_aligns_like_hog_and_keys_its_own_cache(lfw_root, lfw_paths, lfw_results,
+                                                              cache_dir):
+    """dlib's CNN detector (for occluded faces) finds the same faces on clean LFW photos: the
+    five points within a few pixels of the HOG pipeline's; its faces go to a cache version of
+    their own, so no HOG-aligned face is reused for it or the other way round."""
+    from occbench.align import detect_landmarks5
+
+    paths = lfw_paths[:4]
+    hog = {str(p): r for p, (_, r) in zip(lfw_paths, lfw_results, strict=True)}
+    for p in paths:
+        pts = detect_landmarks5(read_rgb(p), "cnn")
+        if hog[str(p)].aligned:
+            assert pts is not None and np.abs(pts - hog[str(p)].landmarks5).max() < 6
+    ds = _dataset("lfw-test", lfw_root, paths)
+    plain = align_dataset(ds, workers=1, progress=False)
+    cnn = align_dataset(ds, workers=1, progress=False, detector="cnn")
+    assert (plain.version, cnn.version) == ("1", "1-cnn") and cnn.computed == len(paths)
+    assert "(align v1-cnn)" in cnn.summary()
+    again = align_dataset(ds, workers=1, progress=False, detector="cnn")
+    assert (again.hits, again.computed) == (len(paths), 0)
+    ds.detector = "cnn"  # a data set may ask for it
+    assert align_dataset(ds, workers=1, progress=False).version == "1-cnn"
+    with pytest.raises(OccbenchError, match="unknown face detector 'mtcnn'"):
+        align_dataset(ds, workers=1, progress=False, detector="mtcnn")

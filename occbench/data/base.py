@@ -34,6 +34,9 @@ class Dataset:
     # tight face crops (UTKFace, CelebA test crops) need it to look like the LFW framing the
     # detector and the fallback crop expect. 0 for every evaluation set.
     pad: float = 0.0
+    # The face detector alignment uses for this set (occbench.align.DETECTORS): "hog" for the
+    # evaluation sets; a set of occluded faces may ask for "cnn".
+    detector: str = "hog"
     # Verification pairs (occbench.data.pairs.Pair), or the file they are read from on
     # first use (LFW's pairs.txt): see occbench.data.pairs.dataset_pairs.
     pairs: list | None = None
