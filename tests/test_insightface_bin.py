@@ -179,7 +179,11 @@ def test_bin_from_lfw_pairs_scores_as_lfw(tmp_path, data_root):
     assert lfw_rows[("none", "accuracy_insightface")] >= 0.985
     for rows in (lfw_rows, bin_rows):
         assert rows[("rect", "accuracy")] >= 0.97 and rows[("rect", "accuracy_insightface")] >= 0.96
-    assert set(df.dataset) == {"lfw_sub"} and set(df.n) == {200}
+    acc = df[df.metric.str.startswith("accuracy")]
+    assert set(df.dataset) == {"lfw_sub"} and set(acc.n) == {200}
+    # the ROC rows count the 100 same-person pairs; the impostor row gives the FAR resolution
+    assert set(df[df.metric.str.startswith("tar@far=")].n) == {100}
+    assert set(df[df.metric == "impostor_pairs"].value) == {100}
 
 
 class _Evil:
