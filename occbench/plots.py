@@ -119,6 +119,14 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
 _MARKERS, _DASHES = ("o", "s", "^", "D", "v"), ("-", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 3)))
 
 
+def _save_closed(fig, out: Path, stem: str) -> list[Path]:
+    """:func:`_save`, then close the figure (figures are many and large)."""
+    plt, _ = _plt()
+    paths = _save(fig, out, stem)
+    plt.close(fig)
+    return paths
+
+
 def _palette(sns, order: list[str]) -> dict:
     """Each line's style: ``{"color", "marker", "ls"}``. Lines 0-9 take the tab10 colours (well
     apart, unlike evenly spaced hues past ten); line i >= 10 the colour of i % 10 with the
@@ -154,11 +162,7 @@ def _legend(fig, axes, order: list[str], top: float) -> None:
 
 def fig7(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     """Paper Fig. 7 for ``recognizer`` (and its -occ variant) -> fig7_<recognizer>.png/pdf."""
-    plt, _ = _plt()
-    fig = figure7(df, recognizer)
-    paths = _save(fig, out, f"fig7_{recognizer}")
-    plt.close(fig)
-    return paths
+    return _save_closed(figure7(df, recognizer), out, f"fig7_{recognizer}")
 
 
 def figure7(df: pd.DataFrame, recognizer: str):
@@ -282,11 +286,7 @@ def roc(df: pd.DataFrame, recognizer: str, out: Path) -> list[Path]:
     """ROC curves of ``recognizer`` (and its -occ variant) -> roc_<recognizer>.png/pdf: TAR
     vs FAR (log scale) from the ``tar@far=F`` rows, one panel per verification condition
     (clean first), one line per model."""
-    plt, _ = _plt()
-    fig = figure_roc(df, recognizer)
-    paths = _save(fig, out, f"roc_{recognizer}")
-    plt.close(fig)
-    return paths
+    return _save_closed(figure_roc(df, recognizer), out, f"roc_{recognizer}")
 
 
 def figure_roc(df: pd.DataFrame, recognizer: str):
