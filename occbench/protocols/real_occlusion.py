@@ -63,8 +63,7 @@ class RealOcclusion(Protocol):
         both = Dataset("probes+real", real_ds.root,
                        sorted(ctx.dataset(cfg.probes).samples + real_ds.samples))
         self.distractors = ctx.aligned(cfg.distractor_set, distractor_keys(ctx, both))
-        self.labels = identity_labels(self.probes.samples)[0]
-        names = sorted({s.identity for s in self.probes.samples})
+        self.labels, names = identity_labels(self.probes.samples)
         index = {n: i for i, n in enumerate(names)}
         real_labels = np.array([index[s.identity] for s in self.real.samples])
         n_real = len(real_labels)

@@ -16,7 +16,7 @@ from occbench.metrics.verification import (
     t_half_width,
     tar_at_far,
     tar_at_far_ci,
-    verify,
+    verify_scores,
 )
 from occbench.protocols.base import Headline, Need, Protocol
 
@@ -68,16 +68,15 @@ class Verification(Protocol):
     def evaluate(self, ctx, cond):
         f1, f2 = (ctx.features(self.faces, cond, keys)
                   for keys in ([p.key1 for p in self.pairs], [p.key2 for p in self.pairs]))
-        res = verify(f1, f2, np.array([p.same for p in self.pairs]),
-                     np.array([p.fold for p in self.pairs]))
+        same = np.array([p.same for p in self.pairs], dtype=bool)
+        scores = cosine_scores(f1, f2)  # once, for the folds' accuracy and the ROC
+        res = verify_scores(scores, same, np.array([p.fold for p in self.pairs]))
         # 95 % t-interval over the folds (sample std, ddof=1; t(0.975, k - 1 dof) for k
         # folds: 2.262 for LFW's 10); the accuracy_std row is the conventional np.std
         # (ddof=0) of LFW reports.
         half = t_half_width(res.fold_accuracies)
         ds, n = ctx.dataset(self.config.pairs_set).name, len(self.pairs)  # bin:PATH -> stem
-        insight = insightface_accuracy(f1, f2, [p.same for p in self.pairs])[0]
-        same = np.array([p.same for p in self.pairs], dtype=bool)
-        scores = cosine_scores(f1, f2)
+        insight = insightface_accuracy(f1, f2, same)[0]
         tars = tar_at_far(scores, same)
         cis = tar_at_far_ci(scores, same, seed=self.config.seed)
         return [ctx.row(self.name, ds, cond, "accuracy", res.mean, n,
