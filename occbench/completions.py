@@ -64,13 +64,21 @@ class CompletionStore(RowStore):
 
 
 def run_completer(completer: Completer, keys: list[str], occluded: np.ndarray,
-                  clean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``completer.complete(occluded, clean)``, refusing output that would give wrong numbers
-    silently: NaN/inf (e.g. from weights that hold NaN) or arrays of the wrong shape. The error
-    names the completer and the first image at fault."""
+                  clean: np.ndarray | None = None, true_mask: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``completer.complete(occluded, clean)`` (a non-blind completer also gets
+    ``mask=true_mask``), refusing output that would give wrong numbers silently: NaN/inf
+    (e.g. from weights that hold NaN) or arrays of the wrong shape. The error names the
+    completer and the first image at fault."""
     name = completer.name or type(completer).__name__
+    extra = {}
+    if not getattr(completer, "blind", True):
+        if true_mask is None:
+            raise OccbenchError(f"completer {name!r} is non-blind (it needs the true occlusion "
+                                f"mask), and none is known for {keys[0]}")
+        extra["mask"] = true_mask
     try:
-        images, masks = completer.complete(occluded, clean)
+        images, masks = completer.complete(occluded, clean, **extra)
     except NonFiniteOutput as exc:
         raise OccbenchError(f"completer {name!r} returned NaN/inf for {keys[exc.row]}; "
                             "refusing to score it (are its weights finite?)") from None
@@ -91,18 +99,19 @@ def run_completer(completer: Completer, keys: list[str], occluded: np.ndarray,
 
 def complete_cached(completer: Completer, store: CompletionStore | None, keys: list[str],
                     contents: list[str], occluded: np.ndarray, clean: np.ndarray,
-                    rank: int = 0):
+                    rank: int = 0, true_mask: np.ndarray | None = None):
     """:func:`run_completer`, reading and filling ``store`` (if given) for faces of these
     ``contents`` (their :func:`~occbench.faces.face_digest`)."""
     if store is None:
-        return run_completer(completer, keys, occluded, clean)
+        return run_completer(completer, keys, occluded, clean, true_mask)
     found = store.get(keys, contents)
     todo = [i for i, k in enumerate(keys) if k not in found]
     images = np.empty(occluded.shape, np.uint8)
     masks = np.empty(occluded.shape[:3], np.float32)
     if todo:
-        new_images, new_masks = run_completer(completer, [keys[i] for i in todo],
-                                              occluded[todo], clean[todo])
+        new_images, new_masks = run_completer(
+            completer, [keys[i] for i in todo], occluded[todo], clean[todo],
+            None if true_mask is None else true_mask[todo])
         store.put([keys[i] for i in todo], [contents[i] for i in todo], new_images, new_masks,
                   rank=rank)
         images[todo] = new_images
@@ -134,5 +143,5 @@ def occlude_and_complete(completer: Completer, store: CompletionStore | None, ke
     landmarks, grids): returns (occluded, completed, predicted mask, true mask)."""
     occluded, true_mask = occlude_faces(clean, keys, condition, landmarks)
     completed, pred_mask = complete_cached(completer, store, keys, contents, occluded, clean,
-                                           rank=rank)
+                                           rank=rank, true_mask=true_mask)
     return occluded, completed, pred_mask, true_mask

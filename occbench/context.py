@@ -17,7 +17,7 @@ import numpy as np
 from occbench.condition import CLEAN, Condition
 from occbench.features import FeatureStore, Quality, QualityStore
 from occbench.protocols.base import Need
-from occbench.results import NONE, Row
+from occbench.results import NON_BLIND, NONE, Row
 
 
 def _barrier(world: int) -> None:
@@ -41,6 +41,9 @@ class Context:
         self.seed = config.seed
         self.align_version = str(ALIGN_VERSION)
         self.completer_tag, self.recognizer_tag = cache_tag(completer), cache_tag(recognizer)
+        # the model column of the rows: a completer given the true mask says so
+        self.model_label = (config.model if getattr(completer, "blind", True)
+                            else f"{config.model} {NON_BLIND}")
         # data sets and aligned faces by name (and keys), shared between the runs of a sweep
         self.memo = memo if memo is not None else {}
 
@@ -173,7 +176,7 @@ class Context:
     # ---- rows -------------------------------------------------------------------------
     def row(self, protocol: str, dataset: str, cond: Condition, metric: str, value, n,
             lo=np.nan, hi=np.nan, D: int = 0, rank: int = 0) -> Row:
-        return Row(model=self.config.model, recognizer=self.config.recognizer, dataset=dataset,
+        return Row(model=self.model_label, recognizer=self.config.recognizer, dataset=dataset,
                    protocol=protocol, form=cond.form if not cond.clean else NONE,
                    position=cond.position if not cond.clean else NONE, size=cond.size,
                    metric=metric, value=float(value), n=int(n), ci_low=float(lo),

@@ -98,7 +98,9 @@ def measure(store: QualityStore, keys: list[str], faces: np.ndarray, condition: 
         _, completed, pred_mask, true_mask = occlude_and_complete(
             completer, completions, batch_keys, batch_contents, clean, condition,
             None if landmarks is None else landmarks[idx], rank=rank)
-        iou = mask_iou(pred_mask, true_mask) if not condition.clean else None
+        # no IoU on the clean condition, nor for a mask the completer was given (non-blind)
+        scored = not condition.clean and getattr(completer, "predicts_mask", True)
+        iou = mask_iou(pred_mask, true_mask) if scored else None
         store.put(batch_keys, batch_contents, psnr(completed, clean), ssim(completed, clean),
                   iou, rank=rank)
 

@@ -25,6 +25,10 @@ from occbench.occlusion_landmarks import GLASSES, MASK
 # completers; ``order``: their rows in Table I (the paper's order), others after them
 registry.completers.register("occluded", "occbench.models.completers:OccludedCompleter", order=0)
 registry.completers.register("clean", "occbench.models.completers:CleanCompleter", order=1)
+# non-blind classical floors (OpenCV inpainting given the true mask) and a user's ONNX graph
+registry.completers.register("inpaint-telea", "occbench.models.inpaint:telea", order=1.5)
+registry.completers.register("inpaint-ns", "occbench.models.inpaint:navier_stokes", order=1.6)
+registry.completers.register("onnx", "occbench.models.onnx_completer:OnnxCompleter")
 
 # recognizers
 registry.recognizers.register("dlib", "occbench.models.dlib_recognizer:DlibRecognizer")

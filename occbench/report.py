@@ -25,7 +25,7 @@ import pandas as pd
 
 from occbench.imageio import atomic_write
 from occbench.protocols.base import Headline
-from occbench.results import NONE
+from occbench.results import NON_BLIND, NONE
 
 KEYS = ["model", "recognizer", "form", "position", "size"]
 #: The identification variant with a clean gallery (its columns: ``TPIR@1 cg ...``).
@@ -37,7 +37,7 @@ def model_rank(model: str) -> float:
     order for the built-ins); unregistered or unordered ones after them, by name."""
     from occbench import registry
 
-    order = registry.completers.meta(model, "order")
+    order = registry.completers.meta(model.removesuffix(f" {NON_BLIND}"), "order")
     return float("inf") if order is None else float(order)
 
 

@@ -34,6 +34,8 @@ COLUMNS = ID_COLUMNS + VALUE_COLUMNS + PROVENANCE_COLUMNS
 
 # Placeholders in identity columns where a row has no such coordinate.
 NONE = "none"
+# Suffix of the model column for a non-blind completer (given the true occlusion mask).
+NON_BLIND = "(non-blind)"
 
 
 @dataclass

@@ -26,6 +26,7 @@ from baselines.c2fdan.model import (
     compose,
     count_parameters,
     create,
+    fold_2x2,
 )
 from baselines.c2fdan.task import FEATURES, C2FDANTask, C2FDANTrainer, load_recognizer
 from occbench import registry
@@ -180,6 +181,13 @@ def test_cross_attention_picks_the_most_similar_free_patch():
     hole_query = 0 * 4 + 2  # query patch row 0, column 2 of the 4 x 4 grid
     assert int(index[0, hole_query]) == 6 * 7 + 0  # the key patch with corner (6, 0)
     assert torch.equal(y[0, :, 0:2, 4:6], x[0, :, 6:8, 0:2])
+
+
+@pytest.mark.parametrize("c, h, w", [(3, 112, 112), (5, 14, 28), (2, 7, 9)])
+def test_fold_2x2_is_torch_fold(c, h, w):
+    """The exportable reshape equals F.fold(kernel 2, stride 2) exactly (odd sides: F.fold)."""
+    patches = torch.randn(2, 4 * c, (h // 2) * (w // 2), generator=torch.Generator().manual_seed(c))
+    assert torch.equal(fold_2x2(patches, h, w), F.fold(patches, (h, w), 2, stride=2))
 
 
 def test_self_attention_is_global_and_residual():

@@ -2,7 +2,9 @@
 over ``list_models()``): a model added to the registry is tested by adding it, nothing else.
 
 Each model is created with its default options (the ``onnx`` recognizer with the shared
-MobileFaceNet, the only one that needs an option) and run on a few real LFW faces:
+MobileFaceNet and the ``onnx`` completer with a small graph exported here, the only ones that
+need an option) and run on a few real LFW faces (a non-blind completer also gets the true
+occlusion mask):
 
 * a recognizer gives (N, dim) float32 rows of unit L2 norm, the same rows for the same faces
   twice, the same rows for two faces alone as within the batch (``batch_tol``), and (0, dim)
@@ -54,16 +56,39 @@ def _empty_case(kind: str, name: str, run):
     return result
 
 
-def _options(kind: str, name: str, data_root) -> dict:
+@pytest.fixture(scope="module")
+def onnx_completer_graph(tmp_path_factory):
+    """The ``onnx`` completer's only required option: a small blind graph (a 3x3 blur and a
+    mask from the red channel), exported here."""
+    pytest.importorskip("onnx", reason="exporting the test graph needs the onnx package")
+    import torch
+    from torch import nn
+
+    from tests._onnx import export_graph
+
+    class Blur(nn.Module):
+        def forward(self, x):
+            y = nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+            return y, torch.sigmoid(4 * x[:, :1])
+
+    path = tmp_path_factory.mktemp("onnx-completer") / "blur.onnx"
+    return export_graph(Blur(), path, [torch.zeros(2, 3, 112, 112)],
+                        output_names=("image", "mask"))
+
+
+def _options(kind: str, name: str, data_root, request=None) -> dict:
     if kind == "recognizer" and name == "onnx":
         return {"path": onnx_path(data_root), **ONNX_OPTIONS}
+    if kind == "completer" and name == "onnx":
+        return {"path": request.getfixturevalue("onnx_completer_graph"), "mask_output": 1,
+                "threads": 1}
     return {}
 
 
-def _create(kind: str, name: str, data_root):
+def _create(kind: str, name: str, data_root, request=None):
     create = create_recognizer if kind == "recognizer" else create_completer
     try:
-        model = create(name, **_options(kind, name, data_root))
+        model = create(name, **_options(kind, name, data_root, request))
     except OccbenchError as exc:
         if "no trained weights at" in str(exc):  # the only acceptable reason not to test it
             pytest.skip(f"{kind} {name!r} cannot be created: {exc}")
@@ -101,32 +126,36 @@ def test_recognizer_contract(name, faces, data_root, one_torch_thread):
 
 
 @pytest.fixture(scope="module")
-def occluded(faces) -> np.ndarray:
+def occluded(faces) -> tuple[np.ndarray, np.ndarray]:
     from occbench.occlusion import occlude_batch
 
     images, masks, _ = occlude_batch(faces, [f"contract{i}" for i in range(len(faces))],
                                      "rect", 0.2, "eyes")
     assert masks.any(axis=(1, 2)).all()  # every face has something to complete
-    return images
+    return images, masks
 
 
 @pytest.mark.parametrize("name", MODELS["completers"])
-def test_completer_contract(name, faces, occluded, data_root, one_torch_thread):
-    comp = _create("completer", name, data_root)
+def test_completer_contract(name, faces, occluded, data_root, one_torch_thread, request):
+    comp = _create("completer", name, data_root, request)
+    occluded, true_masks = occluded
     n = len(faces)
     assert comp.name and comp.version, f"{name}: name {comp.name!r} version {comp.version!r}"
-    out, mask = comp.complete(occluded, faces)
+    # a non-blind completer is also given the true mask (as the runner gives it)
+    given = {} if getattr(comp, "blind", True) else {"mask": true_masks}
+    out, mask = comp.complete(occluded, faces, **given)
     assert out.shape == (n, 112, 112, 3) and out.dtype == np.uint8, \
         f"{name}: completed {out.shape} {out.dtype}"
     assert mask.shape == (n, 112, 112) and np.issubdtype(mask.dtype, np.floating), \
         f"{name}: mask {mask.shape} {mask.dtype}"
     assert np.isfinite(mask).all() and mask.min() >= 0 and mask.max() <= 1, \
         f"{name}: mask values in [{mask.min()}, {mask.max()}]"
-    again, mask_again = comp.complete(occluded, faces)
+    again, mask_again = comp.complete(occluded, faces, **given)
     np.testing.assert_array_equal(again, out, err_msg=f"{name}: completion not deterministic")
     np.testing.assert_array_equal(mask_again, mask, err_msg=f"{name}: mask not deterministic")
     none, none_mask = _empty_case("completer", name,
-                                  lambda: comp.complete(occluded[:0], faces[:0]))
+                                  lambda: comp.complete(occluded[:0], faces[:0],
+                                                        **{k: v[:0] for k, v in given.items()}))
     assert none.shape == (0, 112, 112, 3) and none_mask.shape == (0, 112, 112), \
         f"{name}: no faces gave {none.shape} and {none_mask.shape}"
 
@@ -140,4 +169,4 @@ def test_every_registered_target_resolves_to_its_kind():
         for entry in reg.entries():
             target = entry.load()
             reg.check_target(entry.name, target)
-    assert len(MODELS["recognizers"]) >= 7 and len(MODELS["completers"]) >= 18
+    assert len(MODELS["recognizers"]) >= 7 and len(MODELS["completers"]) >= 21

@@ -236,10 +236,23 @@ class CrossAttention(nn.Module):
             usable = (~touched).any(1)  # an image with no free key patch pastes nothing
         patches = F.unfold(v, 2, stride=1)  # (N, 4c, P)
         chosen = torch.gather(patches, 2, index[:, None, :].expand(-1, patches.shape[1], -1))
-        rebuilt = F.fold(chosen, (h, w), 2, stride=2)  # (N, c, h, w)
+        rebuilt = fold_2x2(chosen, h, w)  # (N, c, h, w)
         y = compose(v, mask, rebuilt)
         y = torch.where(usable[:, None, None, None], y, v)
         return (y, index) if return_index else y
+
+
+def fold_2x2(patches: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.fold(patches, (h, w), 2, stride=2)``: (N, 4c, h/2 * w/2) non-overlapping 2x2
+    patches (channel-major, as ``F.unfold`` lays them) back into (N, c, h, w). For even h, w
+    this is a reshape (exact, and exportable to ONNX, which F.fold is not); odd sides keep
+    F.fold (its last row / column stays 0)."""
+    if h % 2 or w % 2:
+        return F.fold(patches, (h, w), 2, stride=2)
+    n = patches.shape[0]
+    c = patches.shape[1] // 4
+    x = patches.reshape(n, c, 2, 2, h // 2, w // 2)
+    return x.permute(0, 1, 4, 2, 5, 3).reshape(n, c, h, w)
 
 
 class SelfAttention(nn.Module):

@@ -45,6 +45,13 @@ class Completer(ABC):
     # True for a completer slow enough that its outputs are worth caching on disk
     # (occbench.completions): then it runs once per image and condition, whatever the recognizer.
     cache_outputs: bool = False
+    # False for a non-blind completer (classical inpainting): ``complete`` is then also given
+    # the true occlusion mask (``mask=``), its rows say "(non-blind)", and it cannot run on
+    # real occlusions (they have no true mask).
+    blind: bool = True
+    # False when the returned mask is not the completer's own prediction (a non-blind
+    # completer returns the mask it was given): then no mask IoU figures are computed.
+    predicts_mask: bool = True
 
     @abstractmethod
     def complete(
@@ -54,7 +61,8 @@ class Completer(ABC):
 
         occluded: (N, 112, 112, 3) uint8. clean: the same faces unoccluded; only an oracle
         may look at it. Returns (completed (N, 112, 112, 3) uint8, mask (N, 112, 112) float32
-        in [0, 1], 1 = predicted occluded).
+        in [0, 1], 1 = predicted occluded). A non-blind completer's ``complete`` takes a third
+        argument, ``mask``: the true occlusion mask, (N, 112, 112), 1 = occluded.
         """
 
 

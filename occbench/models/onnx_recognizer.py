@@ -40,82 +40,28 @@ output and are left out.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
-from numbers import Real
-from pathlib import Path
-
 import numpy as np
 
-from occbench.errors import ConfigError, DataError
+from occbench.errors import DataError
 from occbench.models.base import Recognizer, l2_normalise
+from occbench.models.onnx_runtime import (
+    DTYPES,
+    FACE_SIZE,
+    boolean,
+    choice,
+    cpus,
+    fixed_batch,
+    model_path,
+    model_version,
+    open_session,
+    per_channel,
+    run_chunked,
+)
 from occbench.options import at_least
 
-FACE_SIZE = 112
 # Bump when the adapter's preprocessing changes: it is part of the options hash (cache key).
 ADAPTER_REVISION = 1
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-           "tensor(double)": np.float64}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _per_channel(value, name: str, positive: bool) -> tuple[float, float, float]:
-    """A scalar or 3 values as 3 finite floats (each > 0 if ``positive``), else ConfigError."""
-    if isinstance(value, str):
-        parts = value.replace(",", "/").split("/")
-    elif isinstance(value, Real):
-        parts = [value]
-    else:
-        try:
-            parts = list(value)
-        except TypeError:
-            parts = None
-    if parts is None or len(parts) not in (1, 3):
-        raise ConfigError(f"onnx recognizer: {name} must be one number or 3 per-channel values "
-                          f"(e.g. {name}=127.5 or {name}=123.675/116.28/103.53), got {value!r}")
-    try:
-        values = [float(p) for p in parts]
-    except (TypeError, ValueError):
-        values = []
-    if (len(values) != len(parts) or any(isinstance(p, bool) for p in parts)
-            or not all(math.isfinite(v) and (v > 0 or not positive) for v in values)):
-        need = "positive numbers" if positive else "finite numbers"
-        raise ConfigError(f"onnx recognizer: {name} must be {need}, got {value!r}")
-    if len(values) == 1:
-        values *= 3
-    return tuple(values)
-
-
-def _boolean(value, name: str) -> bool:
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        return value.lower() in ("1", "true", "yes", "on")
-    if isinstance(value, (bool, np.bool_)) or value in (0, 1):
-        return bool(value)
-    raise ConfigError(f"onnx recognizer: {name} must be true/false or 1/0, got {value!r}")
-
-
-def _providers() -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    return (["CUDAExecutionProvider", "CPUExecutionProvider"]
-            if "CUDAExecutionProvider" in available else ["CPUExecutionProvider"])
-
-
-def _cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+WHAT = "onnx recognizer"
 
 
 class OnnxRecognizer(Recognizer):
@@ -127,42 +73,17 @@ class OnnxRecognizer(Recognizer):
 
     def __init__(self, path, channels: str = "RGB", mean=127.5, std=127.5, flip: bool = False,
                  batch_size: int = 64, threads: int | None = None):
-        import onnxruntime as ort
-
-        self.path = Path(os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path))
-        self.path = self.path.expanduser()
-        if not isinstance(channels, str) or channels.upper() not in ("RGB", "BGR"):
-            raise ConfigError(f"onnx recognizer: channels must be RGB or BGR, got {channels!r}")
-        self.channels = channels.upper()
-        self.mean = _per_channel(mean, "mean", positive=False)
-        self.std = _per_channel(std, "std", positive=True)
-        self.flip = _boolean(flip, "flip")
-        self.batch_size = at_least(batch_size, 1, "onnx recognizer: batch_size")
-        threads = _cpus() if threads is None else at_least(threads, 1, "onnx recognizer: threads")
-
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: no such ONNX model file (recognizer onnx, option path)")
-        try:
-            digest = _sha256(self.path)
-        except OSError as exc:
-            raise DataError(f"{self.path}: cannot read the ONNX model ({exc.strerror or exc})") from None
-        options = {"channels": self.channels, "mean": self.mean, "std": self.std,
-                   "flip": self.flip, "adapter": ADAPTER_REVISION}
-        opt_hash = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
-        # hex digits and one dash: a safe single path component of the cache folder name
-        self.version = f"{digest[:12]}-{opt_hash}"
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3  # errors only: no per-node warnings on stderr
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so,
-                                                providers=_providers())
-        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"{self.path}: not an ONNX model onnxruntime can load ({reason})") from None
+        self.channels = choice(channels, "channels", ("RGB", "BGR"), WHAT)
+        self.mean = per_channel(mean, "mean", False, WHAT)
+        self.std = per_channel(std, "std", True, WHAT)
+        self.flip = boolean(flip, "flip", WHAT)
+        self.batch_size = at_least(batch_size, 1, f"{WHAT}: batch_size")
+        threads = cpus() if threads is None else at_least(threads, 1, f"{WHAT}: threads")
+        self.path = model_path(path, WHAT)
+        self.version = model_version(self.path, {
+            "channels": self.channels, "mean": self.mean, "std": self.std, "flip": self.flip,
+            "adapter": ADAPTER_REVISION})
+        self.session = open_session(self.path, threads)
         self._check_graph()
 
     # ---- the graph ----------------------------------------------------------------------
@@ -184,12 +105,12 @@ class OnnxRecognizer(Recognizer):
                 raise DataError(f"{where}: input {inp.name!r} wants {shape[2]}x{shape[3]} faces; "
                                 f"occbench gives {FACE_SIZE}x{FACE_SIZE} faces aligned to the "
                                 "ArcFace template (re-export the model for 112x112 input)")
-        if inp.type not in _DTYPES:
+        if inp.type not in DTYPES:
             raise DataError(f"{where}: input {inp.name!r} is {inp.type}; the onnx recognizer "
                             "needs a float tensor")
-        self._input, self._dtype = inp.name, _DTYPES[inp.type]
+        self._input, self._dtype = inp.name, DTYPES[inp.type]
         # a fixed batch dimension (an int) is run in chunks of exactly that many faces
-        self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self._fixed_batch = fixed_batch(shape)
         out = outputs[0]
         if len(out.shape) != 2:
             raise DataError(f"{where}: output {out.name!r} has shape {list(out.shape)}; the onnx "
@@ -218,16 +139,8 @@ class OnnxRecognizer(Recognizer):
 
     def _raw(self, faces: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) embeddings of (N, 112, 112, 3) uint8 faces."""
-        x = self.preprocess(faces)
-        step = self._fixed_batch or self.batch_size
-        parts = []
-        for s in range(0, len(x), step):
-            chunk = x[s:s + step]
-            n = len(chunk)
-            if self._fixed_batch and n < step:  # pad a fixed-batch graph's last chunk
-                chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), chunk.dtype)])
-            parts.append(self._run(chunk)[:n])
-        return np.concatenate(parts)
+        return run_chunked(self._run, [self.preprocess(faces)], self._fixed_batch,
+                           self.batch_size)
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)

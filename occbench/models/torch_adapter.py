@@ -8,6 +8,8 @@ and batched uint8 inference.
 * :class:`TorchCompleter` is a :class:`~occbench.models.base.Completer` around a network
   ``net(x) -> (image, mask)`` on float faces in [-1, 1] (N, 3, 112, 112); a baseline's
   adapter only says how to build its network (``build``) and where its weights live.
+  :meth:`TorchCompleter.export_onnx` writes it as an ONNX graph the ``onnx`` completer runs
+  (``--model onnx --model-args path=FILE,mask_output=1``) with the same output.
 """
 
 from __future__ import annotations
@@ -70,6 +72,21 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
+class _Composed(nn.Module):
+    """``net`` with the adapter's composition: faces in [-1, 1] -> (image, mask in [0, 1])."""
+
+    def __init__(self, net: nn.Module, compose: bool):
+        super().__init__()
+        self.net, self.compose = net, compose
+
+    def forward(self, x):
+        out, mask = self.net(x)
+        mask = mask.clamp(0, 1)
+        if self.compose:
+            out = (1 - mask) * x + mask * out
+        return out, mask
+
+
 class TorchCompleter(Completer):
     """A completer around a trained network (eval mode, ``batch_size`` faces at a time).
 
@@ -100,6 +117,31 @@ class TorchCompleter(Completer):
 
     def build(self, arch: str) -> nn.Module:
         raise NotImplementedError
+
+    def export_onnx(self, path: str | Path, opset: int = 18) -> Path:
+        """Write the network (with this adapter's composition) as an ONNX graph: input
+        ``faces`` N x 3 x 112 x 112 in [-1, 1], outputs ``image`` (same layout and range) and
+        ``mask`` N x 1 x 112 x 112 in [0, 1]; the batch dimension is dynamic. Needs the
+        ``onnx`` package (``pip install onnx``). Written to a temporary file, then renamed."""
+        from occbench.imageio import atomic_write
+
+        try:
+            import onnx  # noqa: F401  (torch's exporter needs it)
+        except ImportError:
+            raise OccbenchError("exporting to ONNX needs the onnx package: "
+                                "pip install onnx") from None
+        module = _Composed(self.net, self.compose).to("cpu").eval()
+        example = torch.zeros(2, 3, 112, 112)
+
+        def write(tmp):
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["faces"], output_names=["image", "mask"],
+                              dynamic_axes={n: {0: "n"} for n in ("faces", "image", "mask")})
+
+        path = Path(path)
+        atomic_write(path, write)
+        self.net.to(self.device)
+        return path
 
     def complete(self, occluded, clean=None):
         occluded = np.asarray(occluded)

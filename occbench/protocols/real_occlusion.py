@@ -50,6 +50,10 @@ class RealOcclusion(Protocol):
             raise ConfigError(f"protocol {self.name} needs --real-set: the real occluded images "
                               f"of the probe set's people (e.g. --probes rof:neutral "
                               f"--real-set rof:masked)")
+        if not getattr(ctx.completer, "blind", True):
+            raise ConfigError(f"protocol {self.name}: completer {cfg.model!r} is non-blind (it "
+                              "needs the true occlusion mask), and real occlusions have none; "
+                              "run it on synthetic occlusions")
         self.probes = probe_faces(ctx)
         real_ds = ctx.dataset(cfg.real_set)
         people = {s.identity for s in self.probes.samples}
