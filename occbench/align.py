@@ -143,8 +143,11 @@ def framing_landmarks5(height: int, width: int) -> np.ndarray:
 _DETECTOR = None
 #: Face detectors: ``hog`` (dlib's HOG frontal detector, the default) and ``cnn`` (dlib's CNN
 #: detector, ``mmod_human_face_detector.dat``: slower, finds faces behind masks and
-#: sunglasses more often). A detector other than ``hog`` keys its own aligned cache.
-DETECTORS = ("hog", "cnn")
+#: sunglasses more often); ``given``: no detection where the data set gives the five points
+#: (``Dataset.landmarks5``, e.g. ROF's ``landmarks5.tsv``), HOG for its other images. A
+#: detector other than ``hog`` keys its own aligned cache (``given`` with a digest of the
+#: points).
+DETECTORS = ("hog", "cnn", "given")
 
 
 def _models(detector: str = "hog"):
@@ -266,7 +269,21 @@ def derive_face_box(photos, detector_upsample: int = 1) -> np.ndarray:
 
 def _init_worker(detector: str = "hog") -> None:
     ignore_interrupt()
-    _models(detector)
+    _models(_detecting(detector))
+
+
+def _points_digest(points: dict) -> str:
+    """8 hex digits that change with any given point (they key the aligned cache)."""
+    import json
+
+    text = json.dumps({k: np.round(np.asarray(v, np.float64), 2).tolist()
+                       for k, v in sorted(points.items())})
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _detecting(detector: str) -> str:
+    """The detector that runs for an image without given points."""
+    return "hog" if detector == "given" else detector
 
 
 def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
@@ -279,14 +296,20 @@ def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
     return np.pad(image, ((ph, ph), (pw, pw), (0, 0))), np.array([pw, ph], dtype=np.float64)
 
 
-def _align_file(task: tuple[int, str, float, str]) -> tuple[int, str | None, CachedFace | str]:
-    """Worker: read, hash, decode, pad and align one file; a reason string if unreadable."""
-    index, path, pad, detector = task
+def _align_file(task: tuple) -> tuple[int, str | None, CachedFace | str]:
+    """Worker: read, hash, decode, pad and align one file (``task``: index, path, pad,
+    detector, given five points or None); a reason string if unreadable."""
+    index, path, pad, detector, given = task
     try:
         data = Path(path).read_bytes()
         sha1 = hashlib.sha1(data).hexdigest()
-        padded, offset = pad_image(decode_rgb(data, path), pad)
-        res = align_face(padded, detector)
+        image = decode_rgb(data, path)
+        if given is not None:  # the data set's own points: no detection, no padding
+            face = warp_face(image, similarity_transform(given, TEMPLATE_5))
+            return index, sha1, CachedFace(face=face, landmarks5=np.asarray(given, np.float64),
+                                           aligned=True)
+        padded, offset = pad_image(image, pad)
+        res = align_face(padded, _detecting(detector))
     except DataError as exc:
         return index, None, str(exc).removeprefix(f"{path}: ")
     except OSError as exc:
@@ -345,17 +368,25 @@ def align_dataset(
     detector = detector or getattr(ds, "detector", None) or "hog"
     if detector not in DETECTORS:
         raise ConfigError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
+    given = getattr(ds, "landmarks5", None) or {}
+    if detector == "given" and not given:
+        raise ConfigError(f"data set {ds.name!r} gives no five-point landmarks, so detector "
+                          f"'given' has nothing to use (known detectors: {', '.join(DETECTORS)})")
     version = ALIGN_VERSION if pad == 0 else f"{ALIGN_VERSION}-pad{pad:g}"
-    if detector != "hog":
+    if detector == "given":
+        version += f"-given-{_points_digest(given)}"
+    elif detector != "hog":
         version += f"-{detector}"
+    if detector != "given":
+        given = {}
     with AlignedCache(cache_path, version) as cache:
         found = cache.get_many(h for h in sha1s if h is not None)
         results: dict[int, CachedFace] = {
             i: found[h] for i, h in enumerate(sha1s) if h is not None and h in found
         }
         hits = len(results)
-        todo = [(i, str(samples[i].path), pad, detector) for i, h in enumerate(sha1s)
-                if h is not None and h not in found]
+        todo = [(i, str(samples[i].path), pad, detector, given.get(samples[i].key))
+                for i, h in enumerate(sha1s) if h is not None and h not in found]
         computed = 0
         pending: list[tuple[str, CachedFace]] = []
         bar = tqdm(total=len(todo), desc=f"align {ds.name}", unit="img", file=sys.stderr,
@@ -400,7 +431,7 @@ def align_dataset(
     )
 
 
-def _run(todo: list[tuple[int, str, float, str]], workers: int, detector: str = "hog"):
+def _run(todo: list[tuple], workers: int, detector: str = "hog"):
     """Yield ``_align_file`` results for ``todo``, in a process pool unless it is not worth it."""
     if workers <= 1 or len(todo) < 4 * workers:
         for task in todo:

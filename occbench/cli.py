@@ -57,6 +57,34 @@ def _cmd_data_sources(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_rof_landmarks(args: argparse.Namespace) -> int:
+    from occbench.data.real_occlusions import ROF_CONDITIONS, ROF_DIR
+    from occbench.data.rof_landmarks import (
+        LANDMARKS_FILE,
+        OFFICIAL,
+        match_condition,
+        write_landmarks,
+    )
+    from occbench.errors import DataError
+    from occbench.paths import resolve_data_root
+
+    root = resolve_data_root(args.data) / ROF_DIR
+    official = Path(args.official) / ROF_DIR
+    if not official.is_dir():
+        raise DataError(f"{official}: no ROF folder of pickles; --official is a checkout of "
+                        f"{OFFICIAL}")
+    for condition in ROF_CONDITIONS:
+        if not (root / condition).is_dir() or not (official / condition).is_dir():
+            print(f"{condition}: skipped (no {root / condition} or {official / condition})")
+            continue
+        points, c = match_condition(official / condition, root / condition)
+        path = write_landmarks(root / condition / LANDMARKS_FILE, points, OFFICIAL)
+        print(f"{condition}: {c['matched']} of {c['images']} images given five points "
+              f"({c['exact']} crops exactly their box's size), {c['people_matched']} of "
+              f"{c['people']} people matched, {c['no_pickle']} without a pickle -> {path}")
+    return 0
+
+
 def _cmd_align(args: argparse.Namespace) -> int:
     from occbench.align import align_dataset
     from occbench.data import load_dataset
@@ -326,15 +354,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_src.add_argument("--limit", type=options.count, default=None,
                        help="only the first N images of each source")
     p_src.set_defaults(func=_cmd_data_sources)
+    p_rofl = data_sub.add_parser(
+        "rof-landmarks", help="write ROF's given five-point landmarks (ROOT/ROF/<condition>/"
+                              "landmarks5.tsv) from the official ROF release's pickles")
+    _add_data_arg(p_rofl)
+    p_rofl.add_argument("--official", required=True, metavar="DIR",
+                        help="a checkout of github.com/ekremerakin/RealWorldOccludedFaces "
+                             "(its ROF/<condition>/*.pkl)")
+    p_rofl.set_defaults(func=_cmd_data_rof_landmarks)
 
     p_align = sub.add_parser("align", help="detect, align to 112x112 and cache a data set's faces")
     _add_data_arg(p_align)
     p_align.add_argument("--set", required=True, help="data set name (lfw, facescrub, celeba, ...)")
     p_align.add_argument("--limit", type=options.count, default=None, help="only the first N images")
     p_align.add_argument("--workers", type=options.count, default=None, help="processes (default: CPUs)")
-    p_align.add_argument("--detector", choices=("hog", "cnn"), default=None,
-                         help="face detector: hog (dlib's HOG, the default of the evaluation sets) "
-                              "or cnn (dlib's CNN: slower, finds more occluded faces; its own cache)")
+    p_align.add_argument("--detector", choices=("hog", "cnn", "given"), default=None,
+                         help="face detector: hog (dlib's HOG, the default of the evaluation sets), "
+                              "cnn (dlib's CNN: slower, finds more occluded faces; its own cache) "
+                              "or given (the set's own five points, e.g. ROF's landmarks5.tsv; "
+                              "HOG where it gives none); default: the set's own")
     p_align.set_defaults(func=_cmd_align)
 
     p_occ = sub.add_parser("occlude", help="export occluded faces in the paper's gallery layout")

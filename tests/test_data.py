@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,20 @@ def test_facescrub_lfw_overlap_is_the_documented_seven(data_root):
     assert len(lfw) - len(dis) == 4 + 4 + 2 + 1 + 1 + 1 + 1
     assert dis.notes[-1].startswith("removed 14 images of 7 people: Alec_Baldwin, ")
     assert len(lfw) == 13233 and not lfw.notes  # the input is left alone
+
+
+def test_overlap_ignores_case_and_gives_the_second_sets_spelling():
+    from occbench.data.base import Dataset, Sample
+
+    def ds(*names):
+        return Dataset("x", Path("."), [Sample(f"x/{n}/{i}", n, Path(".")) for i, n in
+                                         enumerate(names)])
+
+    rof = ds("Leonardo_Dicaprio", "Joe_Biden", "Neymar")
+    lfw = ds("Leonardo_DiCaprio", "Leonardo_DiCaprio", "Joe_Biden", "Anna_Kournikova")
+    assert overlapping_identities(rof, lfw) == {"Leonardo_DiCaprio", "Joe_Biden"}
+    assert overlapping_identities(lfw, rof) == {"Leonardo_Dicaprio", "Joe_Biden"}
+    assert len(remove_identities(lfw, overlapping_identities(rof, lfw))) == 1
 
 
 def test_check_real_facescrub(data_root):

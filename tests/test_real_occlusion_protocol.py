@@ -66,7 +66,10 @@ def test_real_twin_and_clean_rows(tmp_path, toy_real):
     assert real_rows.dataset.iloc[0] == "toy-real"
     # the twin ranks occluded neutral probes against their clean targets (clean gallery)
     twin = df[(df.form == "rect") & (df["rank"] == 1) & (df.D == 60)]
-    assert twin.n.iloc[0] == 20 * 3 * 2  # every ordered pair of a person's three images
+    # every ordered pair of a person's three images, of the 12 people with a real image
+    assert twin.n.iloc[0] == REAL_PEOPLE * 3 * 2
+    clean = df[(df.form == "none") & (df["rank"] == 1) & (df.D == 60)]
+    assert clean.n.iloc[0] == REAL_PEOPLE * 3 * 2
 
 
 def test_real_set_is_required_and_must_share_people(tmp_path, toy_real):

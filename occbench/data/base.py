@@ -13,6 +13,17 @@ from occbench.errors import ConfigError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
+def is_image_file(path: Path) -> bool:
+    """A visible (not dot-named) file with an image suffix."""
+    return (path.is_file() and not path.name.startswith(".")
+            and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def sub_folders(folder: Path) -> list[Path]:
+    """The visible sub-folders of ``folder``, sorted."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 @dataclass(frozen=True, order=True)
 class Sample:
     """One image: ``key`` is stable across machines (``<set>/<path relative to the set>``)."""
@@ -37,6 +48,9 @@ class Dataset:
     # The face detector alignment uses for this set (occbench.align.DETECTORS): "hog" for the
     # evaluation sets; a set of occluded faces may ask for "cnn".
     detector: str = "hog"
+    # Five points (x, y) per image key, in the image's pixels, given with the set (e.g. ROF's
+    # landmarks5.tsv): detector "given" warps them onto the template instead of detecting.
+    landmarks5: dict | None = None
     # Verification pairs (occbench.data.pairs.Pair), or the file they are read from on
     # first use (LFW's pairs.txt): see occbench.data.pairs.dataset_pairs.
     pairs: list | None = None

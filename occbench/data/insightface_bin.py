@@ -15,28 +15,15 @@ numbers and numpy arrays: a file that asks for anything else is refused, never e
 
 from __future__ import annotations
 
-import io
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from occbench.data.pairs import Pair
+from occbench.data.safe_pickle import safe_loads
 from occbench.errors import DataError
 from occbench.metrics.verification import contiguous_folds
 from occbench.template import SIZE
-
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"), ("builtins", "bytes"), ("builtins", "bool"),
-            ("_codecs", "encode")}
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
 
 
 def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
@@ -47,7 +34,7 @@ def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
     path = Path(path)
     raw = read_bytes(path, ".bin file")
     try:
-        obj = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        obj = safe_loads(raw, encoding="bytes")
     except Exception as exc:  # any unpickling failure: the file is not such a pickle
         raise DataError(f"{path}: not an insightface .bin pickle ({exc})") from None
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2):

@@ -85,9 +85,12 @@ def dataset_pairs(ds: Dataset) -> list[Pair]:
 
 
 def overlapping_identities(a: Dataset, b: Dataset) -> set[str]:
-    """People present in both data sets, by identity name (e.g. LFW and FaceScrub folder
-    names; numeric ids such as CelebA's only match other numeric ids)."""
-    return {s.identity for s in a.samples} & {s.identity for s in b.samples}
+    """People of ``b`` also in ``a``, as ``b`` spells them (so :func:`remove_identities` can
+    take them out of ``b``), by identity name compared case-insensitively (LFW's
+    ``Leonardo_DiCaprio`` is ROF's ``Leonardo_Dicaprio``; numeric ids such as CelebA's only
+    match other numeric ids)."""
+    theirs = {s.identity.casefold() for s in a.samples}
+    return {s.identity for s in b.samples if s.identity.casefold() in theirs}
 
 
 def remove_identities(ds: Dataset, names: Iterable[str]) -> Dataset:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample
+from occbench.data.base import Dataset, Sample, is_image_file, sub_folders
 from occbench.data.pairs import Pair
 from occbench.data.readers import read_lines
 from occbench.errors import ConfigError, DataError
@@ -64,16 +64,6 @@ _SEPARATORS = re.compile(r"[\s_.]+")
 def _require_dir(path: Path, what: str, how_to_get: str) -> None:
     if not path.is_dir():
         raise DataError(f"{path}: no {what} folder; to get it, {how_to_get}")
-
-
-def _is_image(path: Path) -> bool:
-    return (path.is_file() and not path.name.startswith(".")
-            and path.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _person_dirs(folder: Path) -> list[Path]:
-    """The visible sub-folders of ``folder``, sorted."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 # ---- ROF --------------------------------------------------------------------------------
@@ -133,20 +123,41 @@ def load_rof(root: Path, condition: str) -> Dataset:
     name = f"{ROF_PREFIX}{condition}"
     suffix = ROF_SUFFIXES.get(condition, "")
     samples, unsuffixed = [], []
-    for person in _person_dirs(folder):
+    for person in sub_folders(folder):
         identity = normalise_rof_name(person.name)
         if not identity:
             raise DataError(f"{person}: the folder name holds no person's name")
         if suffix and not person.name.lower().endswith(suffix):
             unsuffixed.append(person.name)
         samples += [Sample(f"{name}/{person.name}/{img.name}", identity, img)
-                    for img in person.iterdir() if _is_image(img)]
+                    for img in person.iterdir() if is_image_file(img)]
     if not samples:
         raise DataError(f"{folder}: no images in <person>/ sub-folders; to get it, "
                         f"{ROF_HOW_TO_GET}")
     notes = ([f"{len(unsuffixed)} folders without the {suffix} suffix: "
               f"{', '.join(unsuffixed)}"] if unsuffixed else [])
-    return Dataset(name, folder, sorted(samples), notes)
+    ds = Dataset(name, folder, sorted(samples), notes)
+    _given_landmarks(ds, folder)
+    return ds
+
+
+def _given_landmarks(ds: Dataset, folder: Path) -> None:
+    """Read ``folder/landmarks5.tsv`` (see :mod:`occbench.data.rof_landmarks`) if present:
+    its points become the set's ``landmarks5`` and ``given`` its default detector (the
+    images it does not cover are detected with HOG)."""
+    from occbench.data.rof_landmarks import LANDMARKS_FILE, read_landmarks
+
+    path = folder / LANDMARKS_FILE
+    if not path.is_file():
+        return
+    given = read_landmarks(path)
+    keys = {s.key for s in ds.samples}
+    ds.landmarks5 = {f"{ds.name}/{k}": v for k, v in given.items() if f"{ds.name}/{k}" in keys}
+    ds.detector = "given"
+    unknown = len(given) - len(ds.landmarks5)
+    ds.notes.append(f"{LANDMARKS_FILE}: given five points for {len(ds.landmarks5)} of "
+                    f"{len(ds.samples)} images (alignment: detector 'given'; the rest HOG)"
+                    + (f"; {unknown} lines name no image of the set" if unknown else ""))
 
 
 # ---- MFR2 -------------------------------------------------------------------------------
@@ -164,7 +175,7 @@ def _mfr2_images(root: Path) -> Dataset:
     base = Path(root) / MFR2_DIR
     _require_dir(base, MFR2_DIR, MFR2_HOW_TO_GET)
     samples = [Sample(f"{MFR2_DIR}/{person.name}/{img.name}", person.name, img)
-               for person in _person_dirs(base) for img in person.iterdir() if _is_image(img)]
+               for person in sub_folders(base) for img in person.iterdir() if is_image_file(img)]
     if not samples:
         raise DataError(f"{base}: no images in <Name>/ sub-folders; to get it, "
                         f"{MFR2_HOW_TO_GET}")

@@ -1,8 +1,8 @@
 """Real occlusions against their synthetic twins (issue 33): does a synthetic mask or pair of
 sunglasses predict what a real one does to identification?
 
-On one set of people with neutral images (``config.probes``, e.g. ``rof:neutral``) and
-real occluded images of the same people (``config.real_set``, e.g. ``rof:masked``), ranked
+On the people who have both neutral images (``config.probes``, e.g. ``rof:neutral``) and
+real occluded images (``config.real_set``, e.g. ``rof:masked``), ranked
 among the clean distractors of ``config.distractor_set`` (without the people of either set,
 as identification removes the probe set's people), three kinds of rows, each MegaFace-style
 (TPIR@1 at every D, the CMC at the largest D; :func:`~occbench.metrics.identification.identify`):
@@ -29,7 +29,7 @@ from occbench.condition import Condition
 from occbench.errors import ConfigError
 from occbench.metrics.identification import identify
 from occbench.protocols.base import Headline, Need, Protocol
-from occbench.protocols.identification import distractor_keys, probe_faces, result_rows
+from occbench.protocols.identification import distractor_keys, result_rows
 
 #: The pseudo-condition of the real rows (form ``real``: the occlusion is in the images).
 REAL = Condition("real")
@@ -54,15 +54,17 @@ class RealOcclusion(Protocol):
             raise ConfigError(f"protocol {self.name}: completer {cfg.model!r} is non-blind (it "
                               "needs the true occlusion mask), and real occlusions have none; "
                               "run it on synthetic occlusions")
-        self.probes = probe_faces(ctx)
         real_ds = ctx.dataset(cfg.real_set)
-        people = {s.identity for s in self.probes.samples}
-        keys = [s.key for s in (real_ds.samples[: cfg.limit] if cfg.limit else real_ds.samples)
-                if s.identity in people]
-        if not keys:
+        neutral = ctx.dataset(cfg.probes).samples
+        real = real_ds.samples[: cfg.limit] if cfg.limit else real_ds.samples
+        neutral = neutral[: cfg.limit] if cfg.limit else neutral
+        # the people of both sets: the baseline and the twin are measured on them only
+        people = {s.identity for s in neutral} & {s.identity for s in real}
+        if not people:
             raise ConfigError(f"{cfg.real_set}: none of its people has an image in "
                               f"{cfg.probes}, so no real image has a target")
-        self.real = ctx.aligned(cfg.real_set, keys)
+        self.probes = ctx.aligned(cfg.probes, [s.key for s in neutral if s.identity in people])
+        self.real = ctx.aligned(cfg.real_set, [s.key for s in real if s.identity in people])
         # the distractors lose the people of both sets
         both = Dataset("probes+real", real_ds.root,
                        sorted(ctx.dataset(cfg.probes).samples + real_ds.samples))
