@@ -217,12 +217,14 @@ def detect_landmarks5(image: np.ndarray, detector: str = "hog") -> np.ndarray | 
     )
 
 
-def align_face(image: np.ndarray, detector: str = "hog") -> AlignResult:
+def align_face(image: np.ndarray, detector: str = "hog",
+               fallback: np.ndarray | None = None) -> AlignResult:
     """Detect (``detector``: ``hog`` or ``cnn``), find five landmarks and warp ``image``
     (HxWx3 uint8 RGB) onto the template.
 
-    Falls back to the LFW-framing points (:func:`framing_landmarks5`, ``aligned=False``)
-    where no face is detected.
+    Where no face is detected: ``fallback`` (five points in the image's pixels, a data set's
+    own framing) if given, else the LFW-framing points (:func:`framing_landmarks5`), with
+    ``aligned=False``.
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -230,7 +232,8 @@ def align_face(image: np.ndarray, detector: str = "hog") -> AlignResult:
     pts = detect_landmarks5(image, detector)
     aligned = pts is not None
     if pts is None:
-        pts = framing_landmarks5(image.shape[0], image.shape[1])
+        pts = (framing_landmarks5(image.shape[0], image.shape[1]) if fallback is None
+               else np.asarray(fallback, np.float64))
     face = warp_face(image, similarity_transform(pts, TEMPLATE_5))
     return AlignResult(face=face, landmarks5=pts, aligned=aligned)
 
@@ -298,8 +301,9 @@ def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _align_file(task: tuple) -> tuple[int, str | None, CachedFace | str]:
     """Worker: read, hash, decode, pad and align one file (``task``: index, path, pad,
-    detector, given five points or None); a reason string if unreadable."""
-    index, path, pad, detector, given = task
+    detector, given five points or None, the set's fallback framing or None); a reason
+    string if unreadable."""
+    index, path, pad, detector, given, framing = task
     try:
         data = Path(path).read_bytes()
         sha1 = hashlib.sha1(data).hexdigest()
@@ -309,7 +313,8 @@ def _align_file(task: tuple) -> tuple[int, str | None, CachedFace | str]:
             return index, sha1, CachedFace(face=face, landmarks5=np.asarray(given, np.float64),
                                            aligned=True)
         padded, offset = pad_image(image, pad)
-        res = align_face(padded, _detecting(detector))
+        res = align_face(padded, _detecting(detector),
+                         None if framing is None else np.asarray(framing) + offset)
     except DataError as exc:
         return index, None, str(exc).removeprefix(f"{path}: ")
     except OSError as exc:
@@ -379,13 +384,17 @@ def align_dataset(
         version += f"-{detector}"
     if detector != "given":
         given = {}
+    framing = getattr(ds, "framing5", None)
+    if framing is not None:  # the set's own fallback points: they change undetected faces
+        framing = np.asarray(framing, np.float64)
+        version += f"-framing{_points_digest({'framing': framing})}"
     with AlignedCache(cache_path, version) as cache:
         found = cache.get_many(h for h in sha1s if h is not None)
         results: dict[int, CachedFace] = {
             i: found[h] for i, h in enumerate(sha1s) if h is not None and h in found
         }
         hits = len(results)
-        todo = [(i, str(samples[i].path), pad, detector, given.get(samples[i].key))
+        todo = [(i, str(samples[i].path), pad, detector, given.get(samples[i].key), framing)
                 for i, h in enumerate(sha1s) if h is not None and h not in found]
         computed = 0
         pending: list[tuple[str, CachedFace]] = []

@@ -327,3 +327,27 @@ def test_data_check_reports_the_real_occlusion_sets(rof_root, mfr2_root, tmp_pat
     assert report["mfr2"].notes[-1] == "mfr2_labels.txt: 3 of 5 images masked (3 mask types)"
     (absent,) = check_data(tmp_path / "empty", sets=("rof:masked",), progress=False).sets
     assert not absent.present and "leen-coding/Dissertation" in absent.notes[0]
+
+
+def test_mfr2_aligns_with_a_border_and_its_own_fallback_framing(mfr2_root, tmp_path):
+    """The crops are detected with MFR2_PAD of border; a crop with no face (here one made
+    grey) gets MFR2's own mean points, not LFW's framing, and the framing keys the cache."""
+    from PIL import Image
+
+    from occbench.align import align_dataset, framing_landmarks5, similarity_transform, warp_face
+    from occbench.data.real_occlusions import MFR2_FRAMING_5, MFR2_PAD
+    from occbench.template import TEMPLATE_5
+
+    blank = mfr2_root / "mfr2" / "ZacEfron" / "ZacEfron_0001.png"
+    Image.new("RGB", (160, 160), (128, 128, 128)).save(blank)
+    ds = load_mfr2(mfr2_root)
+    assert ds.pad == MFR2_PAD
+    faces = align_dataset(ds, workers=1, progress=False, cache_path=tmp_path / "m.sqlite")
+    assert "-pad0.25-framing" in faces.version
+    row = [s.key for s in faces.samples].index(_key("ZacEfron", 1))
+    assert faces.aligned.sum() == len(faces) - 1 and not faces.aligned[row]
+    np.testing.assert_allclose(faces.landmarks5[row], MFR2_FRAMING_5, atol=1e-9)
+    gray = np.full((160, 160, 3), 128, np.uint8)
+    want = warp_face(gray, similarity_transform(np.array(MFR2_FRAMING_5), TEMPLATE_5))
+    np.testing.assert_array_equal(faces.images[row], want)
+    assert not np.allclose(MFR2_FRAMING_5, framing_landmarks5(160, 160), atol=5)

@@ -51,6 +51,9 @@ class Dataset:
     # Five points (x, y) per image key, in the image's pixels, given with the set (e.g. ROF's
     # landmarks5.tsv): detector "given" warps them onto the template instead of detecting.
     landmarks5: dict | None = None
+    # Where no face is detected: these five points (x, y) in the pixels of the set's images
+    # (a set of crops of one size and framing, e.g. MFR2) instead of the LFW framing.
+    framing5: object | None = None
     # Verification pairs (occbench.data.pairs.Pair), or the file they are read from on
     # first use (LFW's pairs.txt): see occbench.data.pairs.dataset_pairs.
     pairs: list | None = None
