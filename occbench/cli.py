@@ -454,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="end this run segment after M minutes of wall time, writing the "
                            "weights so far, their provenance and the whole training state "
                            "(<stem>.state.safetensors) beside them to commit; --resume "
-                           "continues from that state on a fresh machine")
+                           "continues from that state on a fresh machine (a file STOP in "
+                           "the checkpoint folder ends the segment the same way, at once)")
     p_tr.add_argument("--limit", type=options.count, default=None, help="only the first N training images")
     p_tr.add_argument("--out", default=None,
                       help="checkpoint folder (default $OCCBENCH_CACHE/train/<name>-<config>)")

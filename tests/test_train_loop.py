@@ -381,3 +381,20 @@ def test_segments_continue_on_a_fresh_machine(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint at .* and no state at"):
         train(EvalToyTask(), cfg, tmp_path / "m3", weights_dir=tmp_path / "none", resume=True,
               progress=False)
+
+
+def test_a_stop_file_ends_the_segment_at_the_next_checkpoint(tmp_path):
+    """``touch <out>/STOP`` while a run trains (no ``minutes``): it ends at the next checkpoint
+    as a segment (weights, provenance complete: false, state), and the file is removed."""
+    from occbench.train.loop import STOP_FILE
+
+    cfg = _cfg(tmp_path, steps=6, checkpoint_every=2)
+    out, w = tmp_path / "run", tmp_path / "weights"
+    out.mkdir()
+    (out / STOP_FILE).touch()
+    assert train(EvalToyTask(), cfg, out, weights_dir=w, progress=False) is None
+    prov = json.loads((w / "toy-tiny.json").read_text())
+    assert (prov["complete"], prov["steps"]) == (False, 2)
+    assert (w / "toy-tiny.state.safetensors").exists() and not (out / STOP_FILE).exists()
+    done = train(EvalToyTask(), cfg, out, weights_dir=w, resume=True, progress=False)
+    assert json.loads(done.with_suffix(".json").read_text())["steps"] == 6

@@ -59,6 +59,9 @@ from occbench.train.state import SUFFIX as STATE_SUFFIX
 from occbench.train.state import load_state, save_state
 
 CHECKPOINT = "checkpoint.pt"
+#: ``touch <out>/STOP`` ends a running training's segment at its next checkpoint, as
+#: ``minutes`` does when its time is up (the file is removed when the segment is written).
+STOP_FILE = "STOP"
 # Config keys that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "workers", "eval_every")
 
@@ -409,7 +412,8 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
     rank 0 when training is complete, else None.
 
     Runs over several sessions (segments): ``minutes`` ends the run at the first checkpoint
-    after that much wall time. With ``segment`` (implied by ``minutes``), a run that stops
+    after that much wall time, a file ``out/STOP`` (:data:`STOP_FILE`) at the first
+    checkpoint after it appears. With ``segment`` (implied by ``minutes``), a run that stops
     before ``cfg.steps`` still writes its weights and provenance (``complete``: false, the
     steps so far) and its whole state, ``<stem>.state.safetensors`` (:mod:`.state`), beside
     them: commit the three, and ``resume`` on a fresh machine continues from that state
@@ -572,8 +576,11 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                         held_out()
                     checkpoint()
                 t0 = time.perf_counter()
-                if deadline is not None and _all_ranks_agree(time.time() >= deadline, world):
-                    break  # the segment's time is up: the checkpoint above holds the state
+                stop = (out / STOP_FILE).exists()
+                if _all_ranks_agree(stop or (deadline is not None and time.time() >= deadline),
+                                    world):
+                    segment = True  # the segment's time is up, or a user asked to stop:
+                    break  # the checkpoint above holds the state
         bar.close()
         if world > 1:
             import torch.distributed as dist
@@ -589,6 +596,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
             save_state(state_file, run_state())
         elif state_file.exists():
             state_file.unlink()  # the run is over: its weights are final
+        (out / STOP_FILE).unlink(missing_ok=True)
         final, curve = _summary(history)
         provenance = {  # the first session's command (a resumed run ends the same way)
             "model": task.name, "arch": cfg.arch, "command": sessions[0]["command"],
