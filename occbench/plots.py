@@ -260,7 +260,9 @@ def fig8(df: pd.DataFrame, out: Path, recognizer: str | None = None) -> list[Pat
 
 
 def all_figures(df: pd.DataFrame, out: Path) -> list[Path]:
-    """Fig. 7 for each base recognizer in the table, and Fig. 8 when landmark rows exist."""
+    """Fig. 7 for each base recognizer in the table, Fig. 8 when landmark rows exist, the ROC
+    per recognizer with verification curves, and the real-vs-synthetic figure when
+    ``identification-real`` rows exist."""
     paths = []
     ident = df[(df.protocol == "identification") & (df.form != NONE)]
     for base in sorted(set(ident.recognizer.map(base_recognizer))):
@@ -269,6 +271,8 @@ def all_figures(df: pd.DataFrame, out: Path) -> list[Path]:
         paths += fig8(df, out)
     for base in sorted(set(_tar_rows(df).recognizer.map(base_recognizer))):
         paths += roc(df, base, out)
+    if not df[(df.protocol == "identification-real") & (df.form == "real")].empty:
+        paths += real_figure(df, out)
     return paths
 
 
@@ -314,5 +318,51 @@ def figure_roc(df: pd.DataFrame, recognizer: str):
     _legend(fig, axes, order, 1.0 + 0.04)
     dataset = ", ".join(sorted(set(rows.dataset)))
     fig.suptitle(f"Recognizer {recognizer}: verification ROC ({dataset})", y=1.1)
+    fig.tight_layout()
+    return fig
+
+
+def real_figure(df: pd.DataFrame, out: Path) -> list[Path]:
+    """real_vs_synthetic.png/pdf from the ``identification-real`` rows: one panel per
+    (recognizer, real set); per completer, TPIR@1 of its synthetic twins against the size
+    (one line per form), its real level as a dashed line of its colour and its clean level
+    as a dotted one."""
+    return _save_closed(figure_real(df), out, "real_vs_synthetic")
+
+
+def figure_real(df: pd.DataFrame):
+    """The matplotlib figure of :func:`real_figure` (not saved)."""
+    from occbench.report_real import PROTOCOL, REAL, tpir1_rows
+
+    plt, sns = _plt()
+    top = tpir1_rows(df[df.protocol == PROTOCOL])
+    real = top[top.form == REAL]
+    if real.empty:
+        raise ValueError("no identification-real rows to plot")
+    panels = sorted({(r, d) for r, d in zip(real.recognizer, real.dataset, strict=True)})
+    order = sorted(set(top.model), key=lambda m: (model_rank(m), m))
+    palette = _palette(sns, order)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, (rec, real_set) in zip(axes[0], panels, strict=True):
+        mine = top[top.recognizer == rec]
+        twins = mine[~mine.form.isin([NONE, REAL])]
+        for model in order:
+            style = palette[model]
+            for form, d in twins[twins.model == model].groupby("form"):
+                d = d.sort_values("size")
+                ax.plot(d["size"], 100 * d.value, marker=style["marker"], color=style["color"],
+                        label=f"{model}: {form}")
+            for form, ls in ((REAL, "--"), (NONE, ":")):
+                level = mine[(mine.model == model) & (mine.form == form)
+                             & ((mine.dataset == real_set) | (form == NONE))]
+                if not level.empty:
+                    ax.axhline(100 * level.value.iloc[0], color=style["color"], ls=ls, lw=1)
+        ax.set(xlabel="synthetic size", ylabel="TPIR@1 %" if ax is axes[0, 0] else "",
+               title=f"{rec}: {real_set}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(4, max(1, len(labels))),
+               bbox_to_anchor=(0.5, 1.12), frameon=False, fontsize=8)
+    fig.suptitle("Synthetic twins (lines), real occlusion (dashed), clean (dotted)", y=1.2)
     fig.tight_layout()
     return fig

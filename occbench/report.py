@@ -142,18 +142,25 @@ def write_report(df: pd.DataFrame, out: Path | None = None,
                  sizes: tuple | None = None, forms: tuple | None = None) -> str:
     """Markdown of Table I and the summary table; with ``out``, also writes report.md,
     results.csv (the whole tidy table, each row's run configuration named by ``config_id``),
-    configs.json (``config_id`` -> configuration) and table1.csv (Table I, long form).
+    configs.json (``config_id`` -> configuration), table1.csv (Table I, long form) and, with
+    ``identification-real`` rows, real_vs_synthetic.csv (:mod:`occbench.report_real`).
     ``sizes`` restricts Table I (see :func:`table1`)."""
     t1 = table1(df, sizes, forms)
     table = summary_table(df).reset_index()
     which = f"sizes {', '.join(map(str, sizes))}" if sizes else "averaged over sizes"
     if forms:
         which = f"forms {', '.join(forms)}; {which}"
+    from occbench.report_real import real_markdown, real_vs_synthetic
+
+    real = real_vs_synthetic(df)
     md = (f"# occbench results\n\n## Table I ({which}; ± = 95 % interval)\n\n"
           + table1_markdown(t1)
           + "\n## Every condition (TPIR@1 at the largest D; [95 % interval])\n\n"
           + (table.to_markdown(index=False) if not table.empty else "(no headline rows)")
           + "\n")
+    if not real.empty:
+        md += ("\n## Real occlusions vs their synthetic twins (identification-real; TPIR@1 % "
+               "at the largest D, drops in points)\n\n" + real_markdown(real) + "\n")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "report.md", md.encode())
@@ -161,6 +168,8 @@ def write_report(df: pd.DataFrame, out: Path | None = None,
         atomic_write(out / "results.csv", lambda p: flat.to_csv(p, index=False))
         atomic_write(out / "configs.json", json.dumps(configs, indent=1).encode())
         atomic_write(out / "table1.csv", lambda p: t1.to_csv(p, index=False))
+        if not real.empty:
+            atomic_write(out / "real_vs_synthetic.csv", lambda p: real.to_csv(p, index=False))
     return md
 
 

@@ -64,6 +64,9 @@ def test_real_twin_and_clean_rows(tmp_path, toy_real):
     assert real_rows.n.iloc[0] == len(p) == 3 * REAL_PEOPLE
     assert real_rows.value.iloc[0] == pytest.approx(np.mean(ranks == 1))
     assert real_rows.dataset.iloc[0] == "toy-real"
+    counts = df[(df.form == "real") & df.metric.isin(["people", "probes"])]
+    assert dict(zip(counts.metric, counts.value, strict=True)) == {"people": REAL_PEOPLE,
+                                                                   "probes": REAL_PEOPLE}
     # the twin ranks occluded neutral probes against their clean targets (clean gallery)
     twin = df[(df.form == "rect") & (df["rank"] == 1) & (df.D == 60)]
     # every ordered pair of a person's three images, of the 12 people with a real image

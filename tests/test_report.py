@@ -299,3 +299,55 @@ def test_roc_figure_draws_the_tar_at_far_rows(tmp_path):
     assert [p.name for p in roc(df, "dlib", tmp_path)] == ["roc_dlib.png", "roc_dlib.pdf"]
     with pytest.raises(ValueError, match="no tar@far rows"):
         figure_roc(_frame(), "dlib")
+
+
+# ---- real occlusions vs synthetic twins ------------------------------------------------------
+
+
+def _real_frame():
+    """identification-real rows: clean 0.90, real (rof-masked) 0.50; twins mask 0.1 / 0.4 /
+    0.8 at 0.85 / 0.60 / 0.45 (drops 5, 30, 45 vs the real 40: mask 0.8 is closest); and a
+    smaller D that must not be read."""
+    def r(form, size, value, dataset="rof-neutral", D=1000, metric="tpir", rank=1, n=200):
+        return Row("occluded", "dlib", dataset, "identification-real", form, "none", size,
+                   metric, value, n, value - 0.02, value + 0.02, D=D, rank=rank)
+
+    rows = [r("none", 0.0, 0.90), r("none", 0.0, 0.10, D=10),
+            r("real", 0.0, 0.50, dataset="rof-masked", n=900),
+            r("real", 0.0, 65, dataset="rof-masked", metric="people", rank=0, n=900),
+            r("real", 0.0, 494, dataset="rof-masked", metric="probes", rank=0, n=900)]
+    rows += [r("mask", s, v) for s, v in ((0.1, 0.85), (0.4, 0.60), (0.8, 0.45))]
+    return rows_to_frame(rows, {"test": True})
+
+
+def test_real_vs_synthetic_by_hand(tmp_path):
+    from occbench.report_real import real_vs_synthetic
+
+    t = real_vs_synthetic(_real_frame())
+    assert len(t) == 1
+    row = t.iloc[0]
+    assert (row["real set"], row.people, row.probes, row.pairs) == ("rof-masked", 65, 494, 900)
+    assert row.clean == pytest.approx(90) and row.real == pytest.approx(50)
+    assert row["real drop"] == pytest.approx(40)
+    assert [row[f"mask {s} drop"] for s in ("0.1", "0.4", "0.8")] == pytest.approx([5, 30, 45])
+    assert row["closest synthetic"] == "mask 0.8"
+    md = write_report(_real_frame(), tmp_path)
+    assert "## Real occlusions vs their synthetic twins" in md
+    section = md.split("## Real occlusions")[1]
+    assert "rof-masked" in section and "90.0" in section and "40.0" in section
+    back = pd.read_csv(tmp_path / "real_vs_synthetic.csv")
+    assert back["closest synthetic"].tolist() == ["mask 0.8"]
+    assert "Real occlusions" not in write_report(_frame())  # no such rows, no section
+
+
+def test_real_figure_has_a_panel_per_recognizer_and_real_set(tmp_path):
+    from occbench.plots import figure_real, real_figure
+
+    fig = figure_real(_real_frame())
+    (ax,) = fig.axes
+    assert ax.get_title() == "dlib: rof-masked"
+    levels = sorted(round(line.get_ydata()[0], 6) for line in ax.lines
+                    if line.get_linestyle() in ("--", ":"))
+    assert levels == [50.0, 90.0]  # the real and the clean level
+    paths = real_figure(_real_frame(), tmp_path)
+    assert [p.name for p in paths] == ["real_vs_synthetic.png", "real_vs_synthetic.pdf"]

@@ -89,14 +89,23 @@ class RealOcclusion(Protocol):
             self._dis = ctx.clean_features(self.distractors)
             self._neutral = ctx.clean_features(self.probes)
         probes = ctx.features(self.probes, cond)
+        res = identify(probes, self.labels, self._dis, seed=ctx.seed, gallery=self._neutral)
+        rows = self._rows(ctx, self.config.probes, cond, res)
         if not cond.clean:  # the synthetic twin
-            res = identify(probes, self.labels, self._dis, seed=ctx.seed, gallery=self._neutral)
-            return result_rows(ctx, self.name, self.config.probes, cond, res)
-        rows = result_rows(ctx, self.name, self.config.probes, cond,
-                           identify(probes, self.labels, self._dis, seed=ctx.seed,
-                                    gallery=self._neutral))
+            return rows
         real = ctx.features(self.real, cond)
         features = np.concatenate([real, self._neutral])
         res = identify(features, self.all_labels, self._dis, seed=ctx.seed, gallery=features,
                        pairs=self.real_pairs)
-        return rows + result_rows(ctx, self.name, self.config.real_set, REAL, res)
+        return rows + self._rows(ctx, self.config.real_set, REAL, res)
+
+    def _rows(self, ctx, dataset: str, cond, res) -> list:
+        """The identification rows, and (rank 0, at the largest D) how many people and
+        probe images the pairs come from: ``people`` and ``probes``."""
+        d_max = max(res.tpir_at_D)
+        n = res.n_pairs
+        return result_rows(ctx, self.name, dataset, cond, res) + [
+            ctx.row(self.name, dataset, cond, "people", len(np.unique(res.pair_identity)), n,
+                    D=d_max),
+            ctx.row(self.name, dataset, cond, "probes", len(np.unique(res.pair_probe)), n,
+                    D=d_max)]
