@@ -71,4 +71,4 @@ def real_markdown(table: pd.DataFrame) -> str:
     for col in shown.columns:
         if pd.api.types.is_float_dtype(shown[col]):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    return shown.to_markdown(index=False)
+    return shown.to_markdown(index=False, disable_numparse=True)
