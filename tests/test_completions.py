@@ -13,6 +13,7 @@ from occbench.metrics.iou import mask_iou
 from occbench.models import create_completer
 from occbench.occlusion import occlude_batch
 from occbench.runner import RunConfig, run
+from tests._counting import count_calls
 
 COND = Condition("rect", "eyes", 0.1)
 
@@ -35,11 +36,11 @@ def test_round_trip_is_exact_and_mask_is_thresholded(tmp_path, lfw_faces):
     assert got["a/1"][1].sum() == 200 and got["a/2"][1].sum() == 0 and got["b/1"][1][-1, -1] == 1
 
 
-def test_complete_cached_calls_the_completer_only_for_new_keys(tmp_path, lfw_faces):
+def test_complete_cached_calls_the_completer_only_for_new_keys(tmp_path, lfw_faces,
+                                                               monkeypatch):
     comp = create_completer("bvmr")
-    calls = []
     real = comp.complete
-    comp.complete = lambda occ, clean=None: calls.append(len(occ)) or real(occ, clean)
+    calls = count_calls(monkeypatch, comp, "complete")
     faces = lfw_faces[:6]
     keys = [f"k/{i}" for i in range(6)]
     occluded, true_mask, _ = occlude_batch(faces, keys, "rect", 0.1, "eyes", seed=0)
@@ -66,10 +67,7 @@ def test_second_recognizer_reuses_completions_and_rows_match(data_root, tmp_path
     rows equal those of a run with an empty cache."""
     from occbench.models import torch_adapter
 
-    calls = []
-    real = torch_adapter.TorchCompleter.complete
-    monkeypatch.setattr(torch_adapter.TorchCompleter, "complete",
-                        lambda self, occ, clean=None: calls.append(len(occ)) or real(self, occ, clean))
+    calls = count_calls(monkeypatch, torch_adapter.TorchCompleter, "complete")
 
     def go(recognizer, cache):
         cfg = RunConfig(model="bvmr", recognizer=recognizer, forms=("rect",),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from occbench.data.pairs import (
 from occbench.data.readers import load_megaface, megaface_lists
 from occbench.errors import ConfigError, DataError
 from occbench.imageio import read_rgb
+from tests._cli import occbench_subprocess
 
 
 def test_real_sets_have_the_documented_sizes(data_root):
@@ -229,15 +228,13 @@ def test_cli_data_check(mini_root, capsys):
     assert "pairs.txt: 2 pairs in 1 folds" in out and "facescrub" in out and "not present" in out
     bad = mini_root / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0009.jpg"
     bad.write_bytes(b"\xff\xd8junk")
-    proc = subprocess.run([sys.executable, "-m", "occbench", "data", "check", "--data",
-                           str(mini_root)], capture_output=True, text=True)
+    proc = occbench_subprocess("data", "check", "--data", mini_root)
     assert proc.returncode == 1 and f"lfw: unreadable {bad}: not a readable image" in proc.stdout
     assert proc.stdout.rstrip().endswith("PROBLEMS FOUND (see above)")
 
 
 def test_cli_data_check_without_a_data_root():
-    proc = subprocess.run([sys.executable, "-m", "occbench", "data", "check"],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin"})
+    proc = occbench_subprocess("data", "check", env={"PATH": "/usr/bin"}, inherit=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "occbench: error: no data root: pass --data ROOT or set OCCBENCH_DATA=ROOT "

@@ -5,9 +5,7 @@ The aligned-face cache of every test lives in a temporary folder (``OCCBENCH_CAC
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from PIL import Image
 
 from occbench.export import condition_dir, export_occluded
 from occbench.occlusion import EVAL_SIZES, occlude
+from tests._cli import occbench_subprocess
 
 LIMIT = 5
 
@@ -32,9 +31,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def _cli(args: list[str], cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OCCBENCH_CACHE": str(cache)}
-    return subprocess.run([sys.executable, "-m", "occbench", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+    return occbench_subprocess(*args, env={"OCCBENCH_CACHE": str(cache)}, cwd=cwd, timeout=300)
 
 
 def _aligned(root: Path, cache: Path, limit: int, monkeypatch):

@@ -22,17 +22,14 @@ import pytest
 from occbench.cli import build_parser, main
 from occbench.errors import ConfigError, DataError, OccbenchError
 from occbench.results import ID_COLUMNS, Row, read_results, rows_to_frame
+from tests._cli import SMALL_RUN, occbench_subprocess
 
-LIMIT = 24
-RUN = ["--model", "occluded", "--position", "eyes", "--form", "rect", "--size", "0.1",
-       "--quiet", "--limit", str(LIMIT)]
+RUN = SMALL_RUN  # the small real run of tests/_cli.py
 
 
 def _cli(*args, env: dict | None = None, prefix: tuple = (), timeout: float = 600):
     """``occbench ARGS`` in a subprocess: (returncode, stdout, stderr)."""
-    done = subprocess.run([*prefix, sys.executable, "-m", "occbench", *args],
-                          env=dict(os.environ, **(env or {})), capture_output=True, text=True,
-                          timeout=timeout)
+    done = occbench_subprocess(*args, env=env, prefix=prefix, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
 
 

@@ -17,6 +17,7 @@ from occbench.train.cli import train_main
 from occbench.train.data import FaceDataset
 from occbench.train.loop import TrainConfig, to_device, train
 from tests._configs import write_config
+from tests._counting import count_calls
 from tests._tiny_training import train_tiny
 
 RAW = {"arch": "small", "steps": 3, "batch_size": 8, "lr": 0.05, "warmup": 1,
@@ -203,12 +204,9 @@ def test_distillation_learns_the_teacher_embedding_of_the_clean_face(tmp_path, d
           f"{cos0.mean():.3f})")
     assert cos.mean() > 0.5 and cos.mean() > cos0.mean() + 0.4
     # the teacher's embeddings are cached: a second run embeds nothing
-    calls = []
     from occbench.models import onnx_recognizer
 
-    real = onnx_recognizer.OnnxRecognizer.embed
-    monkeypatch.setattr(onnx_recognizer.OnnxRecognizer, "embed",
-                        lambda self, f: calls.append(len(f)) or real(self, f))
+    calls = count_calls(monkeypatch, onnx_recognizer.OnnxRecognizer, "embed")
     (tmp_path / "again").mkdir()
     train_tiny("resnet50-occ", data_root, tmp_path / "again", limit=16, options=options,
                arch="mid", steps=1, batch_size=16, warmup=1)

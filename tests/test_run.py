@@ -29,8 +29,10 @@ from occbench.results import (
     read_results,
     rows_to_frame,
 )
+from tests._cli import SMALL_LIMIT, SMALL_RUN
+from tests._counting import count_calls
 
-LIMIT = 30  # images of each set: a few FaceScrub people, 30 distractors, 30 LFW pairs
+LIMIT = SMALL_LIMIT
 
 
 def _run_cli(data_root, out, *extra):
@@ -44,8 +46,7 @@ def small_run(data_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("run")
     os.environ["OCCBENCH_CACHE"] = str(base / "cache")
     try:
-        rc = _run_cli(data_root, base / "out", "--model", "occluded", "--position", "eyes",
-                      "--form", "rect", "--size", "0.1")
+        rc = main(["run", "--data", str(data_root), "--out", str(base / "out"), *SMALL_RUN])
     finally:
         os.environ.pop("OCCBENCH_CACHE")
     assert rc == 0
@@ -104,19 +105,11 @@ def _feature_rows(cache) -> int:
 
 
 @pytest.fixture
-def count_embedded(monkeypatch):
-    """Counts the faces the dlib recognizer embeds in this process."""
+def count_embedded(monkeypatch) -> list[int]:
+    """The batch sizes the dlib recognizer embeds in this process (sum: the faces)."""
     from occbench.models.dlib_recognizer import DlibRecognizer
 
-    counter = {"faces": 0}
-    embed = DlibRecognizer.embed
-
-    def counting(self, faces):
-        counter["faces"] += len(faces)
-        return embed(self, faces)
-
-    monkeypatch.setattr(DlibRecognizer, "embed", counting)
-    return counter
+    return count_calls(monkeypatch, DlibRecognizer, "embed")
 
 
 def test_warm_rerun_uses_the_cache_and_gives_identical_rows(small_run, data_root,
@@ -125,7 +118,7 @@ def test_warm_rerun_uses_the_cache_and_gives_identical_rows(small_run, data_root
     monkeypatch.setenv("OCCBENCH_CACHE", str(base / "cache"))
     assert _run_cli(data_root, base / "out2", "--model", "occluded", "--position", "eyes",
                     "--form", "rect", "--size", "0.1") == 0
-    assert count_embedded["faces"] == 0  # every feature came from the cache
+    assert sum(count_embedded) == 0  # every feature came from the cache
     again = read_results(base / "out2")
     pd.testing.assert_series_equal(again.value, df.value)
 
@@ -156,7 +149,7 @@ def test_killed_run_resumes_to_identical_results(small_run, data_root, tmp_path,
     assert stored > 0  # the kill came after some features were written
     monkeypatch.setenv("OCCBENCH_CACHE", str(cache))
     assert main([*args, "--data", str(data_root)]) == 0  # resumed in this process
-    assert count_embedded["faces"] == _feature_rows(cache) - stored > 0  # only the remainder
+    assert sum(count_embedded) == _feature_rows(cache) - stored > 0  # only the remainder
     resumed = read_results(tmp_path / "out")
     pd.testing.assert_series_equal(resumed.value, df.value)
 
