@@ -361,8 +361,8 @@ def figure_real(df: pd.DataFrame):
         ax.set(xlabel="synthetic size", ylabel="TPIR@1 %" if ax is axes[0, 0] else "",
                title=f"{rec}: {real_set}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(4, max(1, len(labels))),
-               bbox_to_anchor=(0.5, 1.12), frameon=False, fontsize=8)
-    fig.suptitle("Synthetic twins (lines), real occlusion (dashed), clean (dotted)", y=1.2)
+    fig.suptitle("Synthetic twins (lines), real occlusion (dashed), clean (dotted)")
     fig.tight_layout()
+    fig.legend(handles, labels, loc="upper center", ncol=min(4, max(1, len(labels))),
+               bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=8)
     return fig
