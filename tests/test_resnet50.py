@@ -161,7 +161,7 @@ def test_train_main_end_to_end_on_real_celeba(tmp_path, data_root, lfw_faces):
     assert (tmp_path / "ck" / "checkpoint.pt").is_file()
     emb = create_recognizer("resnet50-occ", arch="small", weights=path).embed(lfw_faces[:3])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
-    with pytest.raises(ConfigError, match="no config 'huge' for resnet50; known: distill, distill-long, distill-more, paper, small"):
+    with pytest.raises(ConfigError, match="no config 'huge' for resnet50; known: distill, distill-long, distill-more, distill-occ, paper, small"):
         train_main("resnet50", "huge", data_root)
 
 
