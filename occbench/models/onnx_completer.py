@@ -79,6 +79,7 @@ class OnnxCompleter(Completer):
     """A user's ONNX completion model on occbench's 112x112 aligned faces."""
 
     name = "onnx"
+    cache_outputs = True  # a user's network is usually the slow part: complete each face once
     cache_neutral = ("path", "layout", "channels", "mean", "std", "hole", "image_output",
                      "mask_output", "batch_size", "threads")
 
