@@ -7,6 +7,7 @@ completer's output on real occluded LFW faces."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -232,3 +233,31 @@ def test_exported_c2fdan_gives_the_native_output(tmp_path, lfw_faces, one_torch_
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     np.testing.assert_allclose(got_mask, want_mask, atol=1e-4)
     assert np.abs(got.astype(int) - occluded).max() > 50  # it did complete something
+
+
+def test_runs_end_to_end_through_the_completion_cache(graphs, tmp_path, monkeypatch):
+    """On the toy sets with the fake recognizer: the identity graph's figures are the
+    occluded input's exactly; a non-blind graph's rows say so; a rerun completes nothing."""
+    from occbench.models.onnx_completer import OnnxCompleter
+    from occbench.runner import RunConfig, run
+    from tests._counting import count_calls
+
+    def go(model, args, out):
+        cfg = RunConfig(model=model, model_args=args, recognizer="fake", probes="toy",
+                        distractor_set="toy-distractors", pairs_set="toy",
+                        protocols=("identification", "reconstruction"), forms=("rect",),
+                        positions=("eyes",), sizes=(0.1,))
+        return run(cfg, tmp_path, tmp_path / out, cache=tmp_path / "cache", progress=False)
+
+    occluded = go("occluded", {}, "occ")
+    same = go("onnx", {"path": str(graphs["identity"])}, "identity")
+    cols = ["protocol", "dataset", "form", "size", "metric", "D", "rank"]
+    a = occluded[occluded.metric != "mask_iou"].set_index(cols).value.sort_index()
+    b = same.set_index(cols).value.sort_index()
+    pd.testing.assert_series_equal(a, b)
+    calls = count_calls(monkeypatch, OnnxCompleter, "complete")
+    white = go("onnx", {"path": str(graphs["white"])}, "white")
+    assert set(white.model) == {"onnx (non-blind)"} and sum(calls) > 0
+    done = sum(calls)
+    go("onnx", {"path": str(graphs["white"])}, "white-again")
+    assert sum(calls) == done  # every completion came from the cache
