@@ -13,15 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occbench.data.rof_landmarks import (
-    LANDMARKS_FILE,
-    Face,
-    match_condition,
-    match_person,
-    read_annotations,
-    read_landmarks,
-    write_landmarks,
-)
+from occbench.data.given_landmarks import LANDMARKS_FILE, read_landmarks, write_landmarks
+from occbench.data.rof_landmarks import Face, match_condition, match_person, read_annotations
 from occbench.errors import ConfigError, DataError
 
 PTS = np.arange(10, dtype=np.float64).reshape(5, 2)
@@ -166,3 +159,22 @@ def test_given_landmarks_align_the_crops_as_the_photos(chain, tmp_path, monkeypa
     with pytest.raises(ConfigError, match="gives no five-point landmarks"):
         align_dataset(ds, workers=1, progress=False, cache_path=tmp_path / "a.sqlite",
                       detector="given")
+
+
+def test_any_folder_set_may_give_its_landmarks(tmp_path):
+    """``folder:NAME`` reads ``NAME/landmarks5.tsv`` as ROF's sets do: the points of the
+    images it names, detector ``given``, a note; lines naming no image are counted."""
+    from occbench.data import load_dataset
+
+    for person in ("ann", "bob"):
+        (tmp_path / "mine" / person).mkdir(parents=True)
+        Image.new("RGB", (40, 50), (90, 90, 90)).save(tmp_path / "mine" / person / "1.png")
+    write_landmarks(tmp_path / "mine" / LANDMARKS_FILE,
+                    {"ann/1.png": PTS, "zed/9.png": PTS + 1}, "a test")
+    ds = load_dataset("folder:mine", tmp_path)
+    assert ds.detector == "given" and list(ds.landmarks5) == ["mine/ann/1.png"]
+    np.testing.assert_allclose(ds.landmarks5["mine/ann/1.png"], PTS)
+    assert ds.notes[-1] == ("landmarks5.tsv: given five points for 1 of 2 images (alignment: "
+                            "detector 'given'; the rest HOG); 1 lines name no image of the set")
+    (tmp_path / "mine" / LANDMARKS_FILE).unlink()
+    assert load_dataset("folder:mine", tmp_path).detector == "hog"

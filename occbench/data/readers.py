@@ -57,7 +57,8 @@ def load_folder_scheme(root: Path, name: str) -> Dataset:
 
 
 def load_folder(path: Path, name: str) -> Dataset:
-    """A folder with one sub-folder of images per identity (hidden entries are skipped)."""
+    """A folder with one sub-folder of images per identity (hidden entries are skipped);
+    a ``landmarks5.tsv`` in it gives five points per image (:mod:`.given_landmarks`)."""
     path = Path(path)
     _require_dir(path, name)
     samples = [
@@ -68,7 +69,9 @@ def load_folder(path: Path, name: str) -> Dataset:
     ]
     if not samples:
         raise DataError(f"{path}: no images in <identity>/ sub-folders{_how_to_get(name)}")
-    return Dataset(name, path, sorted(samples))
+    from occbench.data.given_landmarks import attach
+
+    return attach(Dataset(name, path, sorted(samples)), path)
 
 
 def read_lines(path: Path, how_to_get: str = "") -> list[str]:

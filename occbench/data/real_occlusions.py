@@ -143,28 +143,9 @@ def load_rof(root: Path, condition: str) -> Dataset:
                         f"{ROF_HOW_TO_GET}")
     notes = ([f"{len(unsuffixed)} folders without the {suffix} suffix: "
               f"{', '.join(unsuffixed)}"] if unsuffixed else [])
-    ds = Dataset(name, folder, sorted(samples), notes)
-    _given_landmarks(ds, folder)
-    return ds
+    from occbench.data.given_landmarks import attach
 
-
-def _given_landmarks(ds: Dataset, folder: Path) -> None:
-    """Read ``folder/landmarks5.tsv`` (see :mod:`occbench.data.rof_landmarks`) if present:
-    its points become the set's ``landmarks5`` and ``given`` its default detector (the
-    images it does not cover are detected with HOG)."""
-    from occbench.data.rof_landmarks import LANDMARKS_FILE, read_landmarks
-
-    path = folder / LANDMARKS_FILE
-    if not path.is_file():
-        return
-    given = read_landmarks(path)
-    keys = {s.key for s in ds.samples}
-    ds.landmarks5 = {f"{ds.name}/{k}": v for k, v in given.items() if f"{ds.name}/{k}" in keys}
-    ds.detector = "given"
-    unknown = len(given) - len(ds.landmarks5)
-    ds.notes.append(f"{LANDMARKS_FILE}: given five points for {len(ds.landmarks5)} of "
-                    f"{len(ds.samples)} images (alignment: detector 'given'; the rest HOG)"
-                    + (f"; {unknown} lines name no image of the set" if unknown else ""))
+    return attach(Dataset(name, folder, sorted(samples), notes), folder)
 
 
 # ---- MFR2 -------------------------------------------------------------------------------

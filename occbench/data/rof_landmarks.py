@@ -17,8 +17,9 @@ ran over the image's right or bottom edge (then smaller). A dynamic programme ma
 crop to a face in order, preferring exact sizes; a folder where no order-keeping match exists
 gets no landmarks (reported). The landmarks, moved into the crop's pixels, are written to
 ``ROF/<condition>/landmarks5.tsv``, which :func:`occbench.data.real_occlusions.load_rof`
-reads: alignment then warps those points onto the template (detector ``given``) instead of
-detecting a face. ``occbench data rof-landmarks --official DIR`` writes the three files.
+reads (:mod:`occbench.data.given_landmarks`): alignment then warps those points onto the
+template (detector ``given``) instead of detecting a face. ``occbench data rof-landmarks
+--official DIR`` writes the three files.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from occbench.data.base import is_image_file, sub_folders
+from occbench.data.given_landmarks import LANDMARKS_FILE, POINTS, write_landmarks
 from occbench.errors import DataError
 
-LANDMARKS_FILE = "landmarks5.tsv"
-POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+__all__ = ["LANDMARKS_FILE", "OFFICIAL", "Face", "crop_points", "match_condition", "match_person",
+           "read_annotations", "write_landmarks"]
+
 OFFICIAL = ("ekremerakin/RealWorldOccludedFaces at commit "
             "c927509a039ad9e74d15705f1af99a6a7ae7d3b7 (its ROF/<condition>/*.pkl)")
 _INF = 10 ** 9
@@ -152,42 +155,3 @@ def match_condition(official: Path, folder: Path) -> tuple[dict[str, np.ndarray]
             counts["matched"] += 1
             counts["exact"] += _cost(size, faces[j].box) == 0
     return points, counts
-
-
-def write_landmarks(path: Path, points: dict[str, np.ndarray], source: str) -> Path:
-    """``points`` as a tab-separated file (``<person folder>/<file>`` and 10 numbers: x y of
-    the five points), written to a temporary file and renamed."""
-    from occbench.imageio import atomic_write
-
-    lines = [f"# five points (x y: {', '.join(POINTS)}) in each crop's pixels",
-             f"# from {source}, matched to the crops by size and order (occbench data "
-             "rof-landmarks)"]
-    for key in sorted(points):
-        values = " ".join(f"{v:.2f}" for v in np.asarray(points[key]).reshape(-1))
-        lines.append(f"{key}\t{values}")
-    return atomic_write(path, ("\n".join(lines) + "\n").encode())
-
-
-def read_landmarks(path: Path) -> dict[str, np.ndarray]:
-    """A :func:`write_landmarks` file as ``<person folder>/<file>`` -> (5, 2) points;
-    DataError naming the file and line for a malformed line or a name given twice."""
-    points: dict[str, np.ndarray] = {}
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, _, rest = line.partition("\t")
-        try:
-            values = np.array([float(v) for v in rest.split()], np.float64)
-        except ValueError:
-            values = np.zeros(0)
-        if not name or values.size != 10 or not np.isfinite(values).all():
-            raise DataError(f"{path}:{n}: expected '<person folder>/<file>' TAB 10 numbers "
-                            f"(x y of {len(POINTS)} points), got {line[:80]!r}")
-        if name in points:
-            raise DataError(f"{path}:{n}: {name} is given twice")
-        points[name] = values.reshape(5, 2)
-    return points
