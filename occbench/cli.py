@@ -455,7 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "weights so far, their provenance and the whole training state "
                            "(<stem>.state.safetensors) beside them to commit; --resume "
                            "continues from that state on a fresh machine (a file STOP in "
-                           "the checkpoint folder ends the segment the same way, at once)")
+                           "the checkpoint folder ends the segment the same way, at its next "
+                           "checkpoint)")
     p_tr.add_argument("--limit", type=options.count, default=None, help="only the first N training images")
     p_tr.add_argument("--out", default=None,
                       help="checkpoint folder (default $OCCBENCH_CACHE/train/<name>-<config>)")

@@ -576,8 +576,8 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                         held_out()
                     checkpoint()
                 t0 = time.perf_counter()
-                stop = (out / STOP_FILE).exists()
-                if _all_ranks_agree(stop or (deadline is not None and time.time() >= deadline),
+                asked = (out / STOP_FILE).exists()
+                if _all_ranks_agree(asked or (deadline is not None and time.time() >= deadline),
                                     world):
                     segment = True  # the segment's time is up, or a user asked to stop:
                     break  # the checkpoint above holds the state
