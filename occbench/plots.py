@@ -345,7 +345,8 @@ def figure_real(df: pd.DataFrame):
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False,
                              sharey=True)
     for ax, (rec, real_set) in zip(axes[0], panels, strict=True):
-        mine = top[top.recognizer == rec]
+        mine = top[(top.recognizer == rec) & ((top.dataset == real_set)
+                                              | top.dataset.str.endswith(f"({real_set} people)"))]
         twins = mine[~mine.form.isin([NONE, REAL])]
         for model in order:
             style = palette[model]
@@ -354,8 +355,7 @@ def figure_real(df: pd.DataFrame):
                 ax.plot(d["size"], 100 * d.value, marker=style["marker"], color=style["color"],
                         label=f"{model}: {form}")
             for form, ls in ((REAL, "--"), (NONE, ":")):
-                level = mine[(mine.model == model) & (mine.form == form)
-                             & ((mine.dataset == real_set) | (form == NONE))]
+                level = mine[(mine.model == model) & (mine.form == form)]
                 if not level.empty:
                     ax.axhline(100 * level.value.iloc[0], color=style["color"], ls=ls, lw=1)
         ax.set(xlabel="synthetic size", ylabel="TPIR@1 %" if ax is axes[0, 0] else "",

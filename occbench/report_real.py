@@ -36,8 +36,9 @@ def real_vs_synthetic(df: pd.DataFrame) -> pd.DataFrame:
     top = tpir1_rows(rows)
     out = []
     for (model, rec), part in top.groupby(["model", "recognizer"], sort=True):
-        clean = part[part.form == NONE]
         for real_set, real in part[part.form == REAL].groupby("dataset"):
+            mine = part[part.dataset.str.endswith(f"({real_set} people)")]
+            clean = mine[mine.form == NONE]
             if clean.empty:
                 continue
             base, hit = 100 * clean.value.iloc[0], 100 * real.value.iloc[0]
@@ -49,7 +50,7 @@ def real_vs_synthetic(df: pd.DataFrame) -> pd.DataFrame:
                     "probes": int(count["probes"]) if "probes" in count else None,
                     "pairs": int(real.n.iloc[0]), "clean": base, "real": hit,
                     "real drop": base - hit}
-            twins = part[~part.form.isin([NONE, REAL])].sort_values(["form", "size"])
+            twins = mine[~mine.form.isin([NONE, REAL])].sort_values(["form", "size"])
             best, best_gap = None, np.inf
             for t in twins.itertuples():
                 name = f"{t.form} {t.size:g}"

@@ -48,7 +48,8 @@ def _config(**kw):
 def test_real_twin_and_clean_rows(tmp_path, toy_real):
     df = run(_config(), tmp_path, tmp_path / "out", cache=tmp_path / "cache", progress=False)
     top = df[(df["rank"] == 1) & (df.D == df.D.max())].set_index(["dataset", "form"]).value
-    assert sorted(top.index) == [("toy", "none"), ("toy", "rect"), ("toy-real", "real")]
+    neutral = "toy (toy-real people)"  # the neutral set, of the real set's people only
+    assert sorted(top.index) == [(neutral, "none"), (neutral, "rect"), ("toy-real", "real")]
     assert (df.protocol == "identification-real").all() and df.D.max() == 60
     # the real rows by brute force: each real probe (as it is: the occluded completer)
     # against each neutral image of its person, among the 60 clean distractors

@@ -304,29 +304,39 @@ def test_roc_figure_draws_the_tar_at_far_rows(tmp_path):
 # ---- real occlusions vs synthetic twins ------------------------------------------------------
 
 
+NEUTRAL_M = "rof:neutral (rof:masked people)"
+
+
 def _real_frame():
-    """identification-real rows: clean 0.90, real (rof-masked) 0.50; twins mask 0.1 / 0.4 /
-    0.8 at 0.85 / 0.60 / 0.45 (drops 5, 30, 45 vs the real 40: mask 0.8 is closest); and a
-    smaller D that must not be read."""
-    def r(form, size, value, dataset="rof-neutral", D=1000, metric="tpir", rank=1, n=200):
+    """identification-real rows of two real sets. rof:masked: clean 0.90, real 0.50; twins
+    mask 0.1 / 0.4 / 0.8 at 0.85 / 0.60 / 0.45 (drops 5, 30, 45 vs the real 40: mask 0.8 is
+    closest); a smaller D that must not be read. rof:sunglasses (other people, so another
+    baseline): clean 0.80, real 0.70, twin glasses 1.6 at 0.75."""
+    def r(form, size, value, dataset=NEUTRAL_M, D=1000, metric="tpir", rank=1, n=200):
         return Row("occluded", "dlib", dataset, "identification-real", form, "none", size,
                    metric, value, n, value - 0.02, value + 0.02, D=D, rank=rank)
 
     rows = [r("none", 0.0, 0.90), r("none", 0.0, 0.10, D=10),
-            r("real", 0.0, 0.50, dataset="rof-masked", n=900),
-            r("real", 0.0, 65, dataset="rof-masked", metric="people", rank=0, n=900),
-            r("real", 0.0, 494, dataset="rof-masked", metric="probes", rank=0, n=900)]
+            r("real", 0.0, 0.50, dataset="rof:masked", n=900),
+            r("real", 0.0, 65, dataset="rof:masked", metric="people", rank=0, n=900),
+            r("real", 0.0, 494, dataset="rof:masked", metric="probes", rank=0, n=900)]
     rows += [r("mask", s, v) for s, v in ((0.1, 0.85), (0.4, 0.60), (0.8, 0.45))]
+    sun = "rof:neutral (rof:sunglasses people)"
+    rows += [r("none", 0.0, 0.80, dataset=sun), r("glasses", 1.6, 0.75, dataset=sun),
+             r("real", 0.0, 0.70, dataset="rof:sunglasses", n=3000)]
     return rows_to_frame(rows, {"test": True})
 
 
 def test_real_vs_synthetic_by_hand(tmp_path):
     from occbench.report_real import real_vs_synthetic
 
-    t = real_vs_synthetic(_real_frame())
-    assert len(t) == 1
-    row = t.iloc[0]
-    assert (row["real set"], row.people, row.probes, row.pairs) == ("rof-masked", 65, 494, 900)
+    t = real_vs_synthetic(_real_frame()).set_index("real set")
+    assert sorted(t.index) == ["rof:masked", "rof:sunglasses"]
+    sun = t.loc["rof:sunglasses"]  # its own baseline and twins, not the masked set's
+    assert (sun.clean, sun.real, sun["real drop"]) == pytest.approx((80, 70, 10))
+    assert sun["closest synthetic"] == "glasses 1.6" and pd.isna(sun["mask 0.4"])
+    row = t.loc["rof:masked"]
+    assert (row.people, row.probes, row.pairs) == (65, 494, 900)
     assert row.clean == pytest.approx(90) and row.real == pytest.approx(50)
     assert row["real drop"] == pytest.approx(40)
     assert [row[f"mask {s} drop"] for s in ("0.1", "0.4", "0.8")] == pytest.approx([5, 30, 45])
@@ -334,9 +344,9 @@ def test_real_vs_synthetic_by_hand(tmp_path):
     md = write_report(_real_frame(), tmp_path)
     assert "## Real occlusions vs their synthetic twins" in md
     section = md.split("## Real occlusions")[1]
-    assert "rof-masked" in section and "90.0" in section and "40.0" in section
+    assert "rof:masked" in section and "90.0" in section and "40.0" in section
     back = pd.read_csv(tmp_path / "real_vs_synthetic.csv")
-    assert back["closest synthetic"].tolist() == ["mask 0.8"]
+    assert back["closest synthetic"].tolist() == ["mask 0.8", "glasses 1.6"]
     assert "Real occlusions" not in write_report(_frame())  # no such rows, no section
 
 
@@ -344,10 +354,11 @@ def test_real_figure_has_a_panel_per_recognizer_and_real_set(tmp_path):
     from occbench.plots import figure_real, real_figure
 
     fig = figure_real(_real_frame())
-    (ax,) = fig.axes
-    assert ax.get_title() == "dlib: rof-masked"
-    levels = sorted(round(line.get_ydata()[0], 6) for line in ax.lines
-                    if line.get_linestyle() in ("--", ":"))
-    assert levels == [50.0, 90.0]  # the real and the clean level
+    masked, sun = fig.axes
+    assert (masked.get_title(), sun.get_title()) == ("dlib: rof:masked", "dlib: rof:sunglasses")
+    for ax, want in ((masked, [50.0, 90.0]), (sun, [70.0, 80.0])):  # its real and clean level
+        levels = sorted(round(line.get_ydata()[0], 6) for line in ax.lines
+                        if line.get_linestyle() in ("--", ":"))
+        assert levels == want
     paths = real_figure(_real_frame(), tmp_path)
     assert [p.name for p in paths] == ["real_vs_synthetic.png", "real_vs_synthetic.pdf"]

@@ -11,7 +11,8 @@ as identification removes the probe set's people), three kinds of rows, each Meg
   one person where the probe is a real occluded image, completed by the completer (the clean
   condition: no synthetic occluder is added), and the target one of that person's neutral
   images, as it is;
-* **clean baseline** (the clean condition, dataset = the neutral set): every ordered pair of
+* **clean baseline** (the clean condition, dataset = the neutral set of the real set's people,
+  :func:`neutral_dataset`): every ordered pair of
   two neutral images of one person, the probe completed, the target as it is;
 * **synthetic twin** (each occluded condition of the run, e.g. ``--form mask,glasses``): the
   probe is a neutral image with the synthetic occluder, completed, the target another
@@ -33,6 +34,13 @@ from occbench.protocols.identification import distractor_keys, result_rows
 
 #: The pseudo-condition of the real rows (form ``real``: the occlusion is in the images).
 REAL = Condition("real")
+
+
+def neutral_dataset(probes: str, real_set: str) -> str:
+    """The dataset column of the baseline and twin rows: the neutral set, restricted to the
+    people of ``real_set`` (so runs with two real sets keep apart), e.g. ``rof:neutral
+    (rof:masked people)``."""
+    return f"{probes} ({real_set} people)"
 
 
 class RealOcclusion(Protocol):
@@ -64,6 +72,8 @@ class RealOcclusion(Protocol):
             raise ConfigError(f"{cfg.real_set}: none of its people has an image in "
                               f"{cfg.probes}, so no real image has a target")
         self.probes = ctx.aligned(cfg.probes, [s.key for s in neutral if s.identity in people])
+        # a person whose neutral images were all unreadable has no target: drop their real ones
+        people &= {s.identity for s in self.probes.samples}
         self.real = ctx.aligned(cfg.real_set, [s.key for s in real if s.identity in people])
         # the distractors lose the people of both sets
         both = Dataset("probes+real", real_ds.root,
@@ -90,7 +100,8 @@ class RealOcclusion(Protocol):
             self._neutral = ctx.clean_features(self.probes)
         probes = ctx.features(self.probes, cond)
         res = identify(probes, self.labels, self._dis, seed=ctx.seed, gallery=self._neutral)
-        rows = self._rows(ctx, self.config.probes, cond, res)
+        rows = self._rows(ctx, neutral_dataset(self.config.probes, self.config.real_set), cond,
+                          res)
         if not cond.clean:  # the synthetic twin
             return rows
         real = ctx.features(self.real, cond)
