@@ -219,8 +219,8 @@ def detect_landmarks5(image: np.ndarray, detector: str = "hog") -> np.ndarray | 
 
 def align_face(image: np.ndarray, detector: str = "hog",
                fallback: np.ndarray | None = None) -> AlignResult:
-    """Detect (``detector``: ``hog`` or ``cnn``), find five landmarks and warp ``image``
-    (HxWx3 uint8 RGB) onto the template.
+    """Detect (``detector``: ``hog`` or ``cnn``; a data set's ``given`` points skip this
+    function), find five landmarks and warp ``image`` (HxWx3 uint8 RGB) onto the template.
 
     Where no face is detected: ``fallback`` (five points in the image's pixels, a data set's
     own framing) if given, else the LFW-framing points (:func:`framing_landmarks5`), with
@@ -345,8 +345,10 @@ def align_dataset(
 ) -> AlignedFaces:
     """Align every image of ``ds`` (the first ``limit`` if given), reusing the disk cache.
 
-    ``detector``: ``hog`` or ``cnn`` (:data:`DETECTORS`; default the data set's own,
-    ``ds.detector``, else ``hog``); another detector than ``hog`` keys its own cache version.
+    ``detector``: ``hog``, ``cnn`` or ``given`` (:data:`DETECTORS`; default the data set's
+    own, ``ds.detector``, else ``hog``); another detector than ``hog`` keys its own cache
+    version. A set's ``framing5`` replaces the LFW framing where no face is found (and keys
+    the cache too).
     ``workers`` processes detect faces (default ``os.cpu_count()``; 1 = in this process);
     ``progress`` shows a tqdm bar on stderr; ``cache_path`` defaults to
     ``<cache_root>/aligned/<ds.name>.sqlite``; new faces are committed every ``batch`` images,

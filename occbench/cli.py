@@ -78,7 +78,15 @@ def _cmd_data_rof_landmarks(args: argparse.Namespace) -> int:
             print(f"{condition}: skipped (no {root / condition} or {official / condition})")
             continue
         points, c = match_condition(official / condition, root / condition)
-        path = write_landmarks(root / condition / LANDMARKS_FILE, points, OFFICIAL)
+        if not points:
+            print(f"{condition}: no crop matched an annotated face ({c['images']} images, "
+                  f"{c['no_pickle']} of {c['people']} people without a pickle); nothing written")
+            continue
+        try:
+            path = write_landmarks(root / condition / LANDMARKS_FILE, points, OFFICIAL)
+        except OSError as exc:
+            raise DataError(f"{root / condition / LANDMARKS_FILE}: cannot write "
+                            f"({exc.strerror or exc})") from None
         print(f"{condition}: {c['matched']} of {c['images']} images given five points "
               f"({c['exact']} crops exactly their box's size), {c['people_matched']} of "
               f"{c['people']} people matched, {c['no_pickle']} without a pickle -> {path}")

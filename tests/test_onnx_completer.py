@@ -70,6 +70,18 @@ class WithMask(nn.Module):
         return x + 0.0, (x[:, :1] > 0.5).float()
 
 
+class WithMask3(nn.Module):
+    """As WithMask, the mask N x H x W (no channel axis)."""
+
+    def forward(self, x):
+        return x + 0.0, (x[:, 0] > 0.5).float()
+
+
+class Reshape2(nn.Module):
+    def forward(self, x):
+        return x.reshape(11, -1).reshape(x.shape) + 0.0  # 11 rows: never for 5 faces
+
+
 class NaNs(nn.Module):
     def forward(self, x):
         return torch.log(x - 2.0)  # x in [-1, 1]: NaN everywhere
@@ -101,6 +113,9 @@ def graphs(tmp_path_factory):
         "mask": export_graph(WithMask(), d / "mask.onnx", _nchw(),
                              output_names=("image", "occluded")),
         "nan": export_graph(NaNs(), d / "nan.onnx", _nchw()),
+        "mask3": export_graph(WithMask3(), d / "mask3.onnx", _nchw(),
+                              output_names=("image", "occluded")),
+        "reshape2": export_graph(Reshape2(), d / "reshape2.onnx", _nchw(11)),
         "three": export_graph(Three(), d / "three.onnx", [z, m, m], input_names=("a", "b", "c")),
         "big": export_graph(Identity(), d / "big.onnx", [torch.zeros(2, 3, 128, 128)]),
         "gray": export_graph(Identity(), d / "gray.onnx", [torch.zeros(2, 1, 112, 112)]),
@@ -169,11 +184,28 @@ def test_mask_output_by_index_or_name(graphs, faces):
         np.testing.assert_array_equal(out, faces)
         np.testing.assert_array_equal(mask, want.astype(np.float32))
         assert comp.blind and comp.predicts_mask
-    # the image output may be chosen by name too; another name is another cache key
+    # the image output may be chosen by name too: the same outputs, the same cache key;
+    # no mask output (none, false) is another key
     named = create_completer("onnx", path=graphs["mask"], image_output="image",
                              mask_output="occluded")
     assert named.version == comp.version
-    assert create_completer("onnx", path=graphs["mask"]).version != comp.version
+    for none in (None, False, "false", "None"):
+        plain = create_completer("onnx", path=graphs["mask"], mask_output=none)
+        assert plain.version != comp.version and not plain.predicts_mask
+
+
+def test_a_mask_output_without_a_channel_axis(graphs, faces):
+    comp = create_completer("onnx", path=graphs["mask3"], mask_output=1)
+    _, mask = comp.complete(faces)
+    want = (faces[..., 0].astype(np.float32) - 127.5) / 127.5 > 0.5
+    np.testing.assert_array_equal(mask, want.astype(np.float32))
+
+
+def test_a_graph_that_fails_at_run_time_is_one_error_naming_the_file(graphs, faces):
+    comp = create_completer("onnx", path=graphs["reshape2"])
+    with pytest.raises(DataError, match="reshape2.onnx: onnxruntime could not run the graph") as e:
+        comp.complete(faces)  # 5 faces into a graph that reshapes them into 11 rows
+    assert "\n" not in str(e.value)
 
 
 def test_version_keys_the_file_and_the_options(graphs):
@@ -260,6 +292,13 @@ def test_runs_end_to_end_through_the_completion_cache(graphs, tmp_path, monkeypa
     calls = count_calls(monkeypatch, OnnxCompleter, "complete")
     white = go("onnx", {"path": str(graphs["white"])}, "white")
     assert set(white.model) == {"onnx (non-blind)"} and sum(calls) > 0
+
+    def psnr(df):
+        return df[(df.metric == "psnr") & (df.form == "rect")].value.iloc[0]
+
+    # the true mask reached the graph: its pixels white, the rest the input's (an empty mask
+    # would give the occluded input's PSNR exactly)
+    assert psnr(white) != pytest.approx(psnr(occluded))
     done = sum(calls)
     # another recognizer needs new features, but not new completions: they are cached
     go("onnx", {"path": str(graphs["white"])}, "white-again", {"seed": 5})

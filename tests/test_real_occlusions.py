@@ -344,6 +344,10 @@ def test_mfr2_aligns_with_a_border_and_its_own_fallback_framing(mfr2_root, tmp_p
     assert ds.pad == MFR2_PAD
     faces = align_dataset(ds, workers=1, progress=False, cache_path=tmp_path / "m.sqlite")
     assert "-pad0.25-framing" in faces.version
+    other = load_mfr2(mfr2_root)
+    other.framing5 = np.asarray(MFR2_FRAMING_5) + 1.0  # other fallback points: another key
+    again = align_dataset(other, workers=1, progress=False, cache_path=tmp_path / "m.sqlite")
+    assert again.version != faces.version and again.computed == len(faces)
     row = [s.key for s in faces.samples].index(_key("ZacEfron", 1))
     assert faces.aligned.sum() == len(faces) - 1 and not faces.aligned[row]
     np.testing.assert_allclose(faces.landmarks5[row], MFR2_FRAMING_5, atol=1e-9)

@@ -37,6 +37,8 @@ def test_match_skips_faces_without_a_crop_and_prefers_exact_sizes():
     assert match_person([(30, 40)] * 5, faces) is None
     # a box off the image's left / top edge gives no crop (download.py's slice is empty)
     assert match_person([(30, 40)], _faces((-3, 0, 30, 40))) is None
+    # an unreadable crop (size unknown: 0, 0) keeps its place in the order
+    assert match_person([(30, 40), (0, 0), (70, 80)], faces) == [0, 1, 3]
 
 
 def _pickle(tmp_path, obj, name="person.pkl") -> Path:
@@ -63,6 +65,8 @@ def test_annotations_in_both_layouts(tmp_path):
     ([1, 2], "expected a dict of images, got list"),
     ({"1": {"faces": [{"box": [1, 2, 3, 4], "left_eye": [1, 2]}]}},
      "image '1': malformed face annotation"),
+    ({"1": {"faces": np.zeros(3)}}, "image '1': malformed face annotation"),
+    ({"1": {"faces": [{"box": [float("inf"), 2, 3, 4]}]}}, "image '1': malformed face annotation"),
 ])
 def test_bad_annotation_files_are_named(tmp_path, obj, message):
     with pytest.raises(DataError, match=message) as info:
@@ -176,5 +180,24 @@ def test_any_folder_set_may_give_its_landmarks(tmp_path):
     np.testing.assert_allclose(ds.landmarks5["mine/ann/1.png"], PTS)
     assert ds.notes[-1] == ("landmarks5.tsv: given five points for 1 of 2 images (alignment: "
                             "detector 'given'; the rest HOG); 1 lines name no image of the set")
+    # a file that covers none of the images: detection stays as it was
+    write_landmarks(tmp_path / "mine" / LANDMARKS_FILE, {"zed/9.png": PTS}, "a test")
+    ds = load_dataset("folder:mine", tmp_path)
+    assert ds.detector == "hog" and ds.landmarks5 == {}
     (tmp_path / "mine" / LANDMARKS_FILE).unlink()
     assert load_dataset("folder:mine", tmp_path).detector == "hog"
+
+
+def test_rof_landmarks_with_nothing_to_match_writes_nothing(tmp_path, capsys):
+    from occbench.cli import main
+
+    crop = tmp_path / "data" / "ROF" / "masked" / "ann_wearing_mask"
+    crop.mkdir(parents=True)
+    Image.new("RGB", (30, 40)).save(crop / "000001.jpg")
+    (tmp_path / "official" / "ROF" / "masked").mkdir(parents=True)  # no pickles
+    assert main(["data", "rof-landmarks", "--data", str(tmp_path / "data"),
+                 "--official", str(tmp_path / "official")]) == 0
+    out = capsys.readouterr().out
+    assert "masked: no crop matched an annotated face (1 images, 1 of 1 people without a " \
+           "pickle); nothing written" in out
+    assert not (crop.parent / LANDMARKS_FILE).exists()

@@ -65,15 +65,16 @@ def read_landmarks(path: Path) -> dict[str, np.ndarray]:
 
 def attach(ds: Dataset, folder: Path) -> Dataset:
     """Read ``folder/landmarks5.tsv`` if present: its points (for images of ``ds``, keyed
-    ``<ds.name>/<line's path>``) become ``ds.landmarks5`` and ``given`` its detector, with a
-    note saying how many images it covers. Returns ``ds``."""
+    ``<ds.name>/<line's path>``) become ``ds.landmarks5`` and, if it covers any, ``given``
+    its detector, with a note saying how many images it covers. Returns ``ds``."""
     path = Path(folder) / LANDMARKS_FILE
     if not path.is_file():
         return ds
     given = read_landmarks(path)
     keys = {s.key for s in ds.samples}
     ds.landmarks5 = {f"{ds.name}/{k}": v for k, v in given.items() if f"{ds.name}/{k}" in keys}
-    ds.detector = "given"
+    if ds.landmarks5:  # a file that covers none of the images leaves detection as it was
+        ds.detector = "given"
     unknown = len(given) - len(ds.landmarks5)
     ds.notes.append(f"{LANDMARKS_FILE}: given five points for {len(ds.landmarks5)} of "
                     f"{len(ds.samples)} images (alignment: detector 'given'; the rest HOG)"

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample
+from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample, is_image_file, sub_folders
 from occbench.errors import DataError
 
 HOW_TO_GET = {
@@ -61,12 +61,8 @@ def load_folder(path: Path, name: str) -> Dataset:
     a ``landmarks5.tsv`` in it gives five points per image (:mod:`.given_landmarks`)."""
     path = Path(path)
     _require_dir(path, name)
-    samples = [
-        Sample(f"{name}/{img.relative_to(path).as_posix()}", person.name, img)
-        for person in path.iterdir() if person.is_dir() and _visible(person)
-        for img in person.iterdir()
-        if img.is_file() and _visible(img) and img.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    samples = [Sample(f"{name}/{img.relative_to(path).as_posix()}", person.name, img)
+               for person in sub_folders(path) for img in person.iterdir() if is_image_file(img)]
     if not samples:
         raise DataError(f"{path}: no images in <identity>/ sub-folders{_how_to_get(name)}")
     from occbench.data.given_landmarks import attach

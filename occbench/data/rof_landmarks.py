@@ -73,7 +73,8 @@ def read_annotations(path: Path) -> list[Face]:
                 if len(box) != 4 or pts.shape != (5, 2) or not np.isfinite(pts).all():
                     raise ValueError("a box of 4 numbers and 5 (x, y) points")
                 faces.append(Face(box, pts))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OverflowError) as exc:
             raise DataError(f"{path}: image {image_id!r}: malformed face annotation "
                             f"({exc})") from None
     return faces
@@ -85,7 +86,11 @@ def _cost(size: tuple[int, int], box: tuple[int, int, int, int]) -> int:
     slice of those gives no crop)."""
     w, h = size
     x, y, bw, bh = box
-    if x < 0 or y < 0 or w > bw or h > bh or w < 1 or h < 1:
+    if x < 0 or y < 0:
+        return _INF
+    if (w, h) == (0, 0):  # an unreadable crop: any box, at a cost (it gets no landmarks)
+        return 1
+    if w > bw or h > bh or w < 1 or h < 1:
         return _INF
     return 0 if (w, h) == (bw, bh) else 1
 
@@ -145,12 +150,14 @@ def match_condition(official: Path, folder: Path) -> tuple[dict[str, np.ndarray]
                 with Image.open(crop) as im:
                     sizes.append(im.size)
             except OSError:
-                sizes.append((0, 0))  # unreadable: matches nothing (no landmarks)
+                sizes.append((0, 0))  # unreadable: keeps its place in the order, no points
         match = match_person(sizes, faces)
         if match is None:
             continue
         counts["people_matched"] += 1
         for crop, size, j in zip(crops, sizes, match, strict=True):
+            if size == (0, 0):
+                continue  # unreadable: matched for the order, given no points
             points[f"{person.name}/{crop.name}"] = crop_points(faces[j])
             counts["matched"] += 1
             counts["exact"] += _cost(size, faces[j].box) == 0

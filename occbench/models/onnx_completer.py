@@ -52,9 +52,11 @@ from occbench.models.onnx_runtime import (
     fixed_batch,
     model_path,
     model_version,
+    normalise,
     open_session,
     per_channel,
     run_chunked,
+    run_session,
 )
 from occbench.options import at_least
 
@@ -155,8 +157,10 @@ class OnnxCompleter(Completer):
         self.blind = len(inputs) == 1
         self._fixed = fixed_batch(inputs[0].shape)
         self._image = self._output(image_output, "image_output")
-        self._mask = None if mask_output in (None, "", "none") else self._output(mask_output,
-                                                                                 "mask_output")
+        no_mask = (mask_output is None or mask_output is False
+                   or (isinstance(mask_output, str) and mask_output.lower() in ("", "none",
+                                                                                "false", "no")))
+        self._mask = None if no_mask else self._output(mask_output, "mask_output")
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
         self._check_shape(shapes[self._image], self._image, 3, "output")
         if self._mask is not None:
@@ -170,16 +174,13 @@ class OnnxCompleter(Completer):
         return x.transpose(0, 3, 1, 2) if self.layout == "NCHW" else x
 
     def _from_layout(self, y: np.ndarray) -> np.ndarray:
-        """A graph output -> (N, H, W, C)."""
+        """A graph output -> (N, H, W, C) (an N x H x W mask -> N x H x W x 1)."""
         if y.ndim == 3:
-            y = y[..., None]
+            return y[..., None]
         return y.transpose(0, 2, 3, 1) if self.layout == "NCHW" else y
 
     def _feed(self, faces: np.ndarray, mask: np.ndarray | None) -> list[np.ndarray]:
-        x = np.asarray(faces, np.float32)
-        if self.channels == "BGR":
-            x = x[..., ::-1]
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        x = normalise(faces, self.channels, self.mean, self.std)
         arrays = [np.ascontiguousarray(self._to_layout(x), dtype=self._inputs[0][1])]
         if mask is not None:
             m = (np.asarray(mask) > 0.5).astype(np.float32)
@@ -194,7 +195,7 @@ class OnnxCompleter(Completer):
     def _run(self, *arrays):
         feed = {name: a for (name, _, _), a in zip(self._inputs, arrays, strict=True)}
         wanted = [self._image] + ([self._mask] if self._mask is not None else [])
-        outs = self.session.run(wanted, feed)
+        outs = run_session(self.session, wanted, feed, self.path)
         n = len(arrays[0])
         for name, out in zip(wanted, outs, strict=True):
             if out.shape[:1] != (n,):

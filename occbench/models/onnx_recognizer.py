@@ -53,9 +53,11 @@ from occbench.models.onnx_runtime import (
     fixed_batch,
     model_path,
     model_version,
+    normalise,
     open_session,
     per_channel,
     run_chunked,
+    run_session,
 )
 from occbench.options import at_least
 
@@ -124,14 +126,11 @@ class OnnxRecognizer(Recognizer):
     # ---- embedding ----------------------------------------------------------------------
     def preprocess(self, faces: np.ndarray) -> np.ndarray:
         """(N, 112, 112, 3) uint8 RGB -> the network's input (N, 3, 112, 112)."""
-        x = np.asarray(faces, dtype=np.float32)
-        if self.channels == "BGR":
-            x = x[..., ::-1]
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        x = normalise(faces, self.channels, self.mean, self.std)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=self._dtype)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = self.session.run([self._output], {self._input: x})[0]
+        out = run_session(self.session, [self._output], {self._input: x}, self.path)[0]
         if out.ndim != 2 or out.shape[0] != len(x):
             raise DataError(f"{self.path}: output {self._output!r} came back with shape "
                             f"{out.shape} for {len(x)} faces; expected ({len(x)}, dim)")

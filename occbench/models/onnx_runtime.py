@@ -130,6 +130,25 @@ def open_session(path: Path, threads: int):
         raise DataError(f"{path}: not an ONNX model onnxruntime can load ({reason})") from None
 
 
+def run_session(session, outputs: list[str], feed: dict, path: Path) -> list:
+    """``session.run(outputs, feed)``; onnxruntime's own failure (a shape or type the graph
+    refuses at run time) as one DataError naming the model file."""
+    try:
+        return session.run(outputs, feed)
+    except Exception as exc:  # onnxruntime raises its own types (Fail, InvalidArgument, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: onnxruntime could not run the graph ({reason})") from None
+
+
+def normalise(faces: np.ndarray, channels: str, mean, std) -> np.ndarray:
+    """(N, H, W, 3) uint8 RGB faces -> float32 ``(pixel - mean) / std`` in the network's
+    channel order (``channels``: RGB or BGR), still channels last."""
+    x = np.asarray(faces, dtype=np.float32)
+    if channels == "BGR":
+        x = x[..., ::-1]
+    return (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
 def fixed_batch(shape) -> int | None:
     """The batch size a graph input's ``shape`` fixes (an int > 0), or None if dynamic."""
     return shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None

@@ -81,7 +81,7 @@ class _Composed(nn.Module):
 
     def forward(self, x):
         out, mask = self.net(x)
-        mask = mask.clamp(0, 1)
+        out, mask = out.float(), mask.float().clamp(0, 1)
         if self.compose:
             out = (1 - mask) * x + mask * out
         return out, mask
@@ -118,6 +118,12 @@ class TorchCompleter(Completer):
     def build(self, arch: str) -> nn.Module:
         raise NotImplementedError
 
+    @property
+    def composed(self) -> nn.Module:
+        """The network with this adapter's composition: what :meth:`complete` runs and
+        :meth:`export_onnx` writes (one forward, so the two cannot drift apart)."""
+        return _Composed(self.net, self.compose)
+
     def export_onnx(self, path: str | Path, opset: int = 18) -> Path:
         """Write the network (with this adapter's composition) as an ONNX graph: input
         ``faces`` N x 3 x 112 x 112 in [-1, 1], outputs ``image`` (same layout and range) and
@@ -130,7 +136,7 @@ class TorchCompleter(Completer):
         except ImportError:
             raise OccbenchError("exporting to ONNX needs the onnx package: "
                                 "pip install onnx") from None
-        module = _Composed(self.net, self.compose).to("cpu").eval()
+        module = self.composed.to("cpu").eval()
         example = torch.zeros(2, 3, 112, 112)
 
         def write(tmp):
@@ -139,8 +145,10 @@ class TorchCompleter(Completer):
                               dynamic_axes={n: {0: "n"} for n in ("faces", "image", "mask")})
 
         path = Path(path)
-        atomic_write(path, write)
-        self.net.to(self.device)
+        try:
+            atomic_write(path, write)
+        finally:
+            self.net.to(self.device)
         return path
 
     def complete(self, occluded, clean=None):
@@ -152,14 +160,10 @@ class TorchCompleter(Completer):
         with torch.inference_mode():
             for s in range(0, len(occluded), self.batch_size):
                 x = to_unit(torch.as_tensor(occluded[s:s + self.batch_size], device=self.device))
-                out, mask = self.net(x)
-                out, mask = out.float(), mask.float()
+                out, mask = self.composed(x)  # NaN / inf pass the clamp and composition
                 finite = torch.isfinite(out).flatten(1).all(1) & torch.isfinite(mask).flatten(1).all(1)
                 if not bool(finite.all()):
                     raise NonFiniteOutput(self.name, s + int(torch.nonzero(~finite)[0, 0]))
-                mask = mask.clamp(0, 1)
-                if self.compose:
-                    out = (1 - mask) * x + mask * out
                 images.append(to_uint8(out).cpu())
                 masks.append(mask[:, 0].cpu())
         if not images:
