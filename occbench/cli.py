@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "checkpoint)")
     p_tr.add_argument("--limit", type=options.count, default=None, help="only the first N training images")
     p_tr.add_argument("--out", default=None,
-                      help="checkpoint folder (default $OCCBENCH_CACHE/train/<name>-<config>)")
+                      help="checkpoint folder (default $OCCBENCH_CACHE/train/<weights stem>, "
+                           "e.g. c2fdan-small-campaign)")
     p_tr.add_argument("--weights-dir", default=None,
                       help="where the final weights go (default baselines/<model>/weights)")
     p_tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")

@@ -400,3 +400,35 @@ def test_a_stop_file_ends_the_segment_at_the_next_checkpoint(tmp_path):
     done = train(EvalToyTask(), cfg, out, weights_dir=w, resume=True, progress=False)
     assert json.loads(done.with_suffix(".json").read_text())["steps"] == 5
     assert _same(load_file(str(done)), full, atol=1e-6)  # as one uninterrupted run
+
+
+class RunawayTask(EvalToyTask):
+    """EvalToyTask whose loss is multiplied by ``blowup`` from its ``at``-th call on."""
+
+    def __init__(self, at: int, blowup: float):
+        super().__init__()
+        self.at, self.blowup, self.calls = at, blowup, 0
+
+    def loss(self, model, batch, cfg):
+        self.calls += 1
+        loss, metrics = super().loss(model, batch, cfg)
+        return (loss * self.blowup if self.calls >= self.at else loss), metrics
+
+
+@pytest.mark.parametrize("blowup", [1e4, float("nan")])
+def test_a_runaway_loss_stops_the_run_before_it_writes_weights(tmp_path, blowup):
+    """Step 66's loss is 1e4 times the others (or NaN): the run stops there with one error
+    naming the step and the checkpoints kept, writes no weights, and keeps, beside the last
+    periodic checkpoint (step 63), the checkpoint of the last held-out evaluation (step 60)."""
+    from occbench.train.loop import DIVERGE_MIN, EVAL_CHECKPOINT, TrainingDiverged
+
+    cfg = _cfg(tmp_path, steps=80, checkpoint_every=7, eval_every=20, lr=0.01, warmup=0)
+    out, w = tmp_path / "run", tmp_path / "weights"
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 66: loss = ") as info:
+        train(RunawayTask(66, blowup), cfg, out, weights_dir=w, progress=False)
+    assert "checkpoint-eval.pt (held-out evaluation at step 60" in str(info.value)
+    assert not (w / "toy-tiny.safetensors").exists() and 66 > DIVERGE_MIN
+    assert torch.load(out / EVAL_CHECKPOINT, weights_only=False)["step"] == 60
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 63
+    # the same run with a loss 3x higher from there on (no runaway) completes
+    assert train(RunawayTask(66, 3.0), cfg, tmp_path / "calm", progress=False) is not None

@@ -64,10 +64,13 @@ README for the snapshots) with the ``mid`` extractor: 200 coarse-only steps (the
 then 1,500 GAN steps, x0.5 every 500; weights ``<name>-small-faces51k`` (config ``tag``),
 the completers ``<name>-51k``. Stage 2 ran at ~2.3 s/step on one thread.
 ``campaign`` (issue 30) = the paper's schedule on those faces, continued from the ``faces51k``
-weights under the same name: 2 epochs of stage 1 (6,284 steps x 16: more than BVMR-51k's
-budget, for the mask), then 5 epochs of stage 2, x0.1 every epoch (3,142 steps), 1,000
-held-out faces measured every 500 steps, straight-through clips; ~19 img/s in stage 2 on two
-cores in bf16, so it runs in segments (``--minutes``, ``--resume``).
+weights: 2 epochs of stage 1 (6,284 steps x 16: more than BVMR-51k's budget, for the mask),
+then 5 epochs of stage 2, x0.1 every epoch (3,142 steps), 1,000 held-out faces measured every
+500 steps; ~19 img/s in stage 2 on two cores in bf16, so it runs in segments (``--minutes``,
+``--resume``). Its weights are ``<name>-small-campaign`` (config ``tag``) until the run is
+complete, so the benchmarked ``-51k`` completers do not change half-way; the first try with
+straight-through clips (``clip_gradient: true``) ran away 1,600 steps into stage 2 (loss_g
+2.1 -> 2e5, the mask BCE first), so the campaign keeps the paper's hard clip.
 """
 
 from __future__ import annotations

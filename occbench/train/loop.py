@@ -53,7 +53,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from occbench.errors import ConfigError
+from occbench.errors import ConfigError, OccbenchError
 from occbench.imageio import atomic_write
 from occbench.train.state import SUFFIX as STATE_SUFFIX
 from occbench.train.state import load_state, save_state
@@ -63,7 +63,42 @@ CHECKPOINT = "checkpoint.pt"
 #: ``minutes`` does when its time is up (the file is removed when the segment is written).
 STOP_FILE = "STOP"
 # Config keys that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "workers", "eval_every")
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "workers", "eval_every", "clip_grad")
+#: The checkpoint kept at each held-out evaluation beside the periodic one: where a diverged
+#: run goes back to (``cp checkpoint-eval.pt checkpoint.pt``, then ``--resume``).
+EVAL_CHECKPOINT = "checkpoint-eval.pt"
+#: A loss that is not finite, or above DIVERGE_FACTOR x its median over the last
+#: DIVERGE_WINDOW steps (once DIVERGE_MIN are known), stops the run before it writes anything:
+#: a GAN that blows up (C2FDAN's campaign, 2026-12-05: loss_g 2.1 -> 163 in 16 steps, then
+#: 2e5) must not overwrite committed weights at its segment's end.
+DIVERGE_FACTOR, DIVERGE_WINDOW, DIVERGE_MIN = 20.0, 200, 50
+
+
+class TrainingDiverged(OccbenchError):
+    """A loss ran away (or became NaN/inf); nothing was written since the last checkpoint."""
+
+
+def diverged(row: dict[str, float], recent: dict) -> str | None:
+    """What ran away in one step's figures ``row`` (its ``loss*`` keys), or None; ``recent``
+    (key -> deque) holds each loss's last DIVERGE_WINDOW positive values and is updated (a
+    phase idle in this stage reports 0: not part of its history)."""
+    from collections import deque
+
+    for key, value in row.items():
+        if not key.startswith("loss"):
+            continue
+        if not math.isfinite(value):
+            return f"{key} = {value}"
+        past = recent.setdefault(key, deque(maxlen=DIVERGE_WINDOW))
+        if value <= 0:
+            continue
+        if len(past) >= DIVERGE_MIN:
+            median = float(np.median(past))
+            if value > DIVERGE_FACTOR * median:
+                return (f"{key} = {value:.4g}, {value / median:.0f}x its median {median:.4g} "
+                        f"over the last {len(past)} steps")
+        past.append(value)
+    return None
 
 
 @dataclass
@@ -527,6 +562,7 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
         if evaluate and rank == 0 and not (evals and evals[-1]["step"] == step):
             held_out()
         model.train()
+        recent: dict = {}  # each loss's recent values: the divergence guard's reference
         bar = tqdm(total=cfg.steps, initial=step, desc=f"train {task.name}", unit="step",
                    disable=not progress or rank != 0, file=sys.stderr, dynamic_ncols=True)
         t0 = time.perf_counter()
@@ -557,6 +593,19 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                 row[f"loss{suffix}"] = float(loss.detach())
                 row.update({f"{k}{suffix}": float(v) for k, v in metrics.items()})
             scaler.update()
+            ran_away = diverged(row, recent)
+            if _all_ranks_agree(ran_away is not None, world):
+                bar.close()
+                kept = [f"{ckpt} (the last checkpoint)"] if ckpt.exists() else []
+                if (out / EVAL_CHECKPOINT).exists():
+                    last = evals[-1]["step"] if evals else "?"
+                    kept.append(f"{out / EVAL_CHECKPOINT} (held-out evaluation at step {last}: "
+                                f"cp it over {ckpt.name} to resume from there)")
+                raise TrainingDiverged(
+                    f"training diverged at step {step + 1}: {ran_away or 'on another rank'}; "
+                    "stopped without writing weights; kept: " + ("; ".join(kept) or "nothing")
+                    + ". Resume with a change that steadies it (e.g. clip_grad, which --resume "
+                    "accepts)")
             step += 1
             images += cfg.batch_size * world
             history.append({"step": step, **row})
@@ -575,6 +624,8 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                     if at_eval:
                         held_out()
                     checkpoint()
+                    if at_eval:  # the rollback point if a later step runs away
+                        save_checkpoint(out / EVAL_CHECKPOINT, run_state())
                 t0 = time.perf_counter()
                 asked = (out / STOP_FILE).exists()
                 if _all_ranks_agree(asked or (deadline is not None and time.time() >= deadline),
