@@ -69,15 +69,15 @@ def test_student_step(benchmark, lfw_faces, arch, prec):
 
 
 @pytest.mark.parametrize("prec", PRECISIONS)
-def test_c2fdan_stage2_step(benchmark, lfw_faces, prec):
+def test_c2fdan_stage2_step(benchmark, lfw_faces, data_root, prec):
     from baselines.c2fdan.task import C2FDANTask
     from occbench.occlusion import sample_training_occlusion
     from occbench.train.loop import TrainConfig
 
     batch = 16
-    cfg = TrainConfig(arch="small", batch_size=batch, optimizer="adam", lr=0.0,
+    cfg = TrainConfig(arch="small", batch_size=batch, optimizer="adam", lr=1e-4,  # (opts: lr 0)
                       options={"stage1_steps": 0, "recognizer": "mid"})
-    task = C2FDANTask("c2fdan", "")
+    task = C2FDANTask("c2fdan", data_root, limit=32)  # the faces come as a batch below
     torch.manual_seed(0)
     model = task.build(cfg).to(memory_format=torch.channels_last).train()
     opts = {p: torch.optim.Adam(list(task.parameters(model, p)), lr=0.0) for p in task.phases}
