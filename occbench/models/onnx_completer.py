@@ -47,18 +47,14 @@ from occbench.models.base import Completer, NonFiniteOutput
 from occbench.models.onnx_runtime import (
     DTYPES,
     FACE_SIZE,
+    OnnxAdapter,
     choice,
-    cpus,
     fixed_batch,
-    model_path,
     model_version,
-    normalise,
     open_session,
-    per_channel,
     run_chunked,
     run_session,
 )
-from occbench.options import at_least
 
 ADAPTER_REVISION = 1
 WHAT = "onnx completer"
@@ -77,10 +73,11 @@ def _channels(shape, layout: str):
     return shape[1] if layout == "NCHW" else shape[3]
 
 
-class OnnxCompleter(Completer):
+class OnnxCompleter(OnnxAdapter, Completer):
     """A user's ONNX completion model on occbench's 112x112 aligned faces."""
 
     name = "onnx"
+    what = WHAT
     cache_outputs = True  # a user's network is usually the slow part: complete each face once
     cache_neutral = ("path", "layout", "channels", "mean", "std", "hole", "image_output",
                      "mask_output", "batch_size", "threads")
@@ -89,17 +86,12 @@ class OnnxCompleter(Completer):
                  std=127.5, hole: int = 1, image_output=0, mask_output=None,
                  batch_size: int = 32, threads: int | None = None):
         self.layout = choice(layout, "layout", ("NCHW", "NHWC"), WHAT)
-        self.channels = choice(channels, "channels", ("RGB", "BGR"), WHAT)
-        self.mean = per_channel(mean, "mean", False, WHAT)
-        self.std = per_channel(std, "std", True, WHAT)
         if str(hole) not in ("0", "1"):
             raise ConfigError(f"{WHAT}: hole must be 1 (mask 1 = occluded) or 0 (mask 1 = "
                               f"known pixel), got {hole!r}")
         self.hole = int(hole)
-        self.batch_size = at_least(batch_size, 1, f"{WHAT}: batch_size")
-        threads = cpus() if threads is None else at_least(threads, 1, f"{WHAT}: threads")
-        self.path = model_path(path, WHAT)
-        self.session = open_session(self.path, threads)
+        self._read_options(path, channels, mean, std, batch_size, threads)
+        self.session = open_session(self.path, self.threads)
         self._check_graph(image_output, mask_output)
         self.version = model_version(self.path, {
             "layout": self.layout, "channels": self.channels, "mean": self.mean,
@@ -180,7 +172,7 @@ class OnnxCompleter(Completer):
         return y.transpose(0, 2, 3, 1) if self.layout == "NCHW" else y
 
     def _feed(self, faces: np.ndarray, mask: np.ndarray | None) -> list[np.ndarray]:
-        x = normalise(faces, self.channels, self.mean, self.std)
+        x = self.normalised(faces)
         arrays = [np.ascontiguousarray(self._to_layout(x), dtype=self._inputs[0][1])]
         if mask is not None:
             m = (np.asarray(mask) > 0.5).astype(np.float32)

@@ -47,45 +47,36 @@ from occbench.models.base import Recognizer, l2_normalise
 from occbench.models.onnx_runtime import (
     DTYPES,
     FACE_SIZE,
+    OnnxAdapter,
     boolean,
-    choice,
-    cpus,
     fixed_batch,
-    model_path,
     model_version,
-    normalise,
     open_session,
-    per_channel,
     run_chunked,
     run_session,
 )
-from occbench.options import at_least
 
 # Bump when the adapter's preprocessing changes: it is part of the options hash (cache key).
 ADAPTER_REVISION = 1
 WHAT = "onnx recognizer"
 
 
-class OnnxRecognizer(Recognizer):
+class OnnxRecognizer(OnnxAdapter, Recognizer):
     """A user's ONNX face-recognition model on occbench's 112x112 aligned faces."""
 
     name = "onnx"
+    what = WHAT
     # folded into ``version`` (file digest + preprocessing hash) or output-neutral
     cache_neutral = ("path", "channels", "mean", "std", "flip", "batch_size", "threads")
 
     def __init__(self, path, channels: str = "RGB", mean=127.5, std=127.5, flip: bool = False,
                  batch_size: int = 64, threads: int | None = None):
-        self.channels = choice(channels, "channels", ("RGB", "BGR"), WHAT)
-        self.mean = per_channel(mean, "mean", False, WHAT)
-        self.std = per_channel(std, "std", True, WHAT)
         self.flip = boolean(flip, "flip", WHAT)
-        self.batch_size = at_least(batch_size, 1, f"{WHAT}: batch_size")
-        threads = cpus() if threads is None else at_least(threads, 1, f"{WHAT}: threads")
-        self.path = model_path(path, WHAT)
+        self._read_options(path, channels, mean, std, batch_size, threads)
         self.version = model_version(self.path, {
             "channels": self.channels, "mean": self.mean, "std": self.std, "flip": self.flip,
             "adapter": ADAPTER_REVISION})
-        self.session = open_session(self.path, threads)
+        self.session = open_session(self.path, self.threads)
         self._check_graph()
 
     # ---- the graph ----------------------------------------------------------------------
@@ -126,7 +117,7 @@ class OnnxRecognizer(Recognizer):
     # ---- embedding ----------------------------------------------------------------------
     def preprocess(self, faces: np.ndarray) -> np.ndarray:
         """(N, 112, 112, 3) uint8 RGB -> the network's input (N, 3, 112, 112)."""
-        x = normalise(faces, self.channels, self.mean, self.std)
+        x = self.normalised(faces)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=self._dtype)
 
     def _run(self, x: np.ndarray) -> np.ndarray:

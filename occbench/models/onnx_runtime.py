@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from occbench.errors import ConfigError, DataError
+from occbench.options import at_least
 
 FACE_SIZE = 112
 DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
@@ -173,3 +174,23 @@ def run_chunked(call: Callable[..., np.ndarray | tuple], arrays: list[np.ndarray
     if parts and isinstance(parts[0], tuple):
         return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
     return np.concatenate(parts)
+
+
+class OnnxAdapter:
+    """The options both ONNX adapters share, read the same way: ``channels``, ``mean``,
+    ``std``, ``batch_size``, ``threads`` and the model ``path`` (errors start with ``what``)."""
+
+    what = "onnx model"
+
+    def _read_options(self, path, channels, mean, std, batch_size, threads) -> None:
+        what = self.what
+        self.channels = choice(channels, "channels", ("RGB", "BGR"), what)
+        self.mean = per_channel(mean, "mean", False, what)
+        self.std = per_channel(std, "std", True, what)
+        self.batch_size = at_least(batch_size, 1, f"{what}: batch_size")
+        self.threads = cpus() if threads is None else at_least(threads, 1, f"{what}: threads")
+        self.path = model_path(path, what)
+
+    def normalised(self, faces: np.ndarray) -> np.ndarray:
+        """:func:`normalise` with this model's channels, mean and std."""
+        return normalise(faces, self.channels, self.mean, self.std)
