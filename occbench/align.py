@@ -375,7 +375,8 @@ def align_dataset(
     detector = detector or getattr(ds, "detector", None) or "hog"
     if detector not in DETECTORS:
         raise ConfigError(f"unknown face detector {detector!r}; known: {', '.join(DETECTORS)}")
-    given = getattr(ds, "landmarks5", None) or {}
+    # the set's own points, used only by detector "given"
+    given = (getattr(ds, "landmarks5", None) or {}) if detector == "given" else {}
     if detector == "given" and not given:
         raise ConfigError(f"data set {ds.name!r} gives no five-point landmarks, so detector "
                           f"'given' has nothing to use (known detectors: {', '.join(DETECTORS)})")
@@ -384,8 +385,6 @@ def align_dataset(
         version += f"-given-{_points_digest(given)}"
     elif detector != "hog":
         version += f"-{detector}"
-    if detector != "given":
-        given = {}
     framing = getattr(ds, "framing5", None)
     if framing is not None:  # the set's own fallback points: they change undetected faces
         framing = np.asarray(framing, np.float64)
