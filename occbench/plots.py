@@ -336,7 +336,8 @@ def real_figure(df: pd.DataFrame, out: Path) -> list[Path]:
 
 def figure_real(df: pd.DataFrame):
     """The matplotlib figure of :func:`real_figure` (not saved)."""
-    from occbench.report_real import PROTOCOL, REAL, tpir1_rows
+    from occbench.report_real import PROTOCOL, tpir1_rows
+    from occbench.results import REAL, is_neutral_of
 
     plt, sns = _plt()
     top = tpir1_rows(df[df.protocol == PROTOCOL])
@@ -349,8 +350,8 @@ def figure_real(df: pd.DataFrame):
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False,
                              sharey=True)
     for ax, (rec, real_set) in zip(axes[0], panels, strict=True):
-        mine = top[(top.recognizer == rec) & ((top.dataset == real_set)
-                                              | top.dataset.str.endswith(f"({real_set} people)"))]
+        ours = np.array([d == real_set or is_neutral_of(d, real_set) for d in top.dataset])
+        mine = top[(top.recognizer == rec) & ours]
         twins = mine[~mine.form.isin([NONE, REAL])]
         for model in order:
             style = palette[model]

@@ -14,10 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from occbench.results import NONE
+from occbench.results import NONE, REAL, is_neutral_of
 
 PROTOCOL = "identification-real"
-REAL = "real"
 
 
 def tpir1_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -37,7 +36,7 @@ def real_vs_synthetic(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (model, rec), part in top.groupby(["model", "recognizer"], sort=True):
         for real_set, real in part[part.form == REAL].groupby("dataset"):
-            mine = part[part.dataset.str.endswith(f"({real_set} people)")]
+            mine = part[[is_neutral_of(d, real_set) for d in part.dataset]]
             clean = mine[mine.form == NONE]
             if clean.empty:
                 continue

@@ -36,6 +36,21 @@ COLUMNS = ID_COLUMNS + VALUE_COLUMNS + PROVENANCE_COLUMNS
 NONE = "none"
 # Suffix of the model column for a non-blind completer (given the true occlusion mask).
 NON_BLIND = "(non-blind)"
+# identification-real (occbench.protocols.real_occlusion): the form of its real rows, and the
+# dataset of its baseline and twin rows, the neutral set of the real set's people only (so the
+# rows of two real sets keep apart), e.g. "rof:neutral (rof:masked people)".
+REAL = "real"
+_PEOPLE_OF = " ({} people)"
+
+
+def neutral_of(probes: str, real_set: str) -> str:
+    """The dataset column of ``probes`` restricted to the people of ``real_set``."""
+    return probes + _PEOPLE_OF.format(real_set)
+
+
+def is_neutral_of(dataset: str, real_set: str) -> bool:
+    """Whether a row's dataset is a :func:`neutral_of` of ``real_set``."""
+    return dataset.endswith(_PEOPLE_OF.format(real_set))
 
 
 @dataclass

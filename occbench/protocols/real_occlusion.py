@@ -12,7 +12,7 @@ as identification removes the probe set's people), three kinds of rows, each Meg
   condition: no synthetic occluder is added), and the target one of that person's neutral
   images, as it is;
 * **clean baseline** (the clean condition, dataset = the neutral set of the real set's people,
-  :func:`neutral_dataset`): every ordered pair of
+  :func:`occbench.results.neutral_of`): every ordered pair of
   two neutral images of one person, the probe completed, the target as it is;
 * **synthetic twin** (each occluded condition of the run, e.g. ``--form mask,glasses``): the
   probe is a neutral image with the synthetic occluder, completed, the target another
@@ -31,16 +31,11 @@ from occbench.errors import ConfigError
 from occbench.metrics.identification import identify
 from occbench.protocols.base import Headline, Need, Protocol
 from occbench.protocols.identification import distractor_keys, result_rows
+from occbench.results import REAL as REAL_FORM
+from occbench.results import neutral_of
 
 #: The pseudo-condition of the real rows (form ``real``: the occlusion is in the images).
-REAL = Condition("real")
-
-
-def neutral_dataset(probes: str, real_set: str) -> str:
-    """The dataset column of the baseline and twin rows: the neutral set, restricted to the
-    people of ``real_set`` (so runs with two real sets keep apart), e.g. ``rof:neutral
-    (rof:masked people)``."""
-    return f"{probes} ({real_set} people)"
+REAL = Condition(REAL_FORM)
 
 
 class RealOcclusion(Protocol):
@@ -100,8 +95,7 @@ class RealOcclusion(Protocol):
             self._neutral = ctx.clean_features(self.probes)
         probes = ctx.features(self.probes, cond)
         res = identify(probes, self.labels, self._dis, seed=ctx.seed, gallery=self._neutral)
-        rows = self._rows(ctx, neutral_dataset(self.config.probes, self.config.real_set), cond,
-                          res)
+        rows = self._rows(ctx, neutral_of(self.config.probes, self.config.real_set), cond, res)
         if not cond.clean:  # the synthetic twin
             return rows
         real = ctx.features(self.real, cond)
