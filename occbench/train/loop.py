@@ -40,8 +40,10 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -82,8 +84,6 @@ def diverged(row: dict[str, float], recent: dict) -> str | None:
     """What ran away in one step's figures ``row`` (its ``loss*`` keys), or None; ``recent``
     (key -> deque) holds each loss's last DIVERGE_WINDOW positive values and is updated (a
     phase idle in this stage reports 0: not part of its history)."""
-    from collections import deque
-
     for key, value in row.items():
         if not key.startswith("loss"):
             continue
@@ -625,7 +625,8 @@ def train(task: Task, cfg: TrainConfig, out: str | Path, *,
                         held_out()
                     checkpoint()
                     if at_eval:  # the rollback point if a later step runs away
-                        save_checkpoint(out / EVAL_CHECKPOINT, run_state())
+                        atomic_write(out / EVAL_CHECKPOINT,  # the bytes just written, copied
+                                     lambda tmp: shutil.copyfile(ckpt, tmp))
                 t0 = time.perf_counter()
                 asked = (out / STOP_FILE).exists()
                 if _all_ranks_agree(asked or (deadline is not None and time.time() >= deadline),
