@@ -11,7 +11,8 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-from occbench.data.base import IMAGE_SUFFIXES, Dataset, Sample, is_image_file, sub_folders
+from occbench.data.base import Dataset, Sample, is_image_file, sub_folders
+from occbench.data.given_landmarks import attach
 from occbench.errors import DataError
 
 HOW_TO_GET = {
@@ -47,10 +48,6 @@ def _require_dir(path: Path, name: str) -> None:
         raise DataError(f"{path}: no {name} folder{_how_to_get(name)}")
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
 def load_folder_scheme(root: Path, name: str) -> Dataset:
     """``folder:NAME``: ``ROOT/NAME/<identity>/<image>`` as a data set named NAME."""
     return load_folder(Path(root) / name, name=name)
@@ -65,8 +62,6 @@ def load_folder(path: Path, name: str) -> Dataset:
                for person in sub_folders(path) for img in person.iterdir() if is_image_file(img)]
     if not samples:
         raise DataError(f"{path}: no images in <identity>/ sub-folders{_how_to_get(name)}")
-    from occbench.data.given_landmarks import attach
-
     return attach(Dataset(name, path, sorted(samples)), path)
 
 
@@ -245,8 +240,7 @@ def load_megaface(root: Path, D: int | None = None) -> Dataset:
 
 def _image_files(folder: Path) -> list[Path]:
     """Every visible image file under ``folder`` (recursively), sorted."""
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_SUFFIXES
+    return sorted(p for p in folder.rglob("*") if is_image_file(p)
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 

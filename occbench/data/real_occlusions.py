@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from occbench.data.base import Dataset, Sample, is_image_file, sub_folders
+from occbench.data.given_landmarks import attach
 from occbench.data.pairs import Pair
 from occbench.data.readers import read_lines
 from occbench.errors import ConfigError, DataError
@@ -143,8 +144,6 @@ def load_rof(root: Path, condition: str) -> Dataset:
                         f"{ROF_HOW_TO_GET}")
     notes = ([f"{len(unsuffixed)} folders without the {suffix} suffix: "
               f"{', '.join(unsuffixed)}"] if unsuffixed else [])
-    from occbench.data.given_landmarks import attach
-
     return attach(Dataset(name, folder, sorted(samples), notes), folder)
 
 
