@@ -28,7 +28,13 @@ from baselines.c2fdan.model import (
     create,
     fold_2x2,
 )
-from baselines.c2fdan.task import FEATURES, C2FDANTask, C2FDANTrainer, load_recognizer
+from baselines.c2fdan.task import (
+    FEATURES,
+    C2FDANTask,
+    C2FDANTrainer,
+    load_recognizer,
+    where_occluded,
+)
 from occbench import registry
 from occbench.data.labelled import LabelledFaces
 from occbench.errors import ConfigError, OccbenchError
@@ -277,6 +283,39 @@ def test_mask_bce_and_adversarial_by_hand():
         rel=1e-6)
 
 
+def test_discriminator_outputs_that_see_the_occluder_by_hand():
+    discs = Discriminators(4)
+    mask = torch.zeros(2, 1, 112, 112)
+    x0, y0, x1, y1 = BOXES["nose"]
+    mask[0, :, y0 + 8:y0 + 12, x0 + 20:x0 + 28] = 1  # face 0: 4 x 8 px in the nose crop
+    logits = discs(torch.zeros(2, 3, 112, 112), torch.zeros(2, 3, 112, 112))
+    seen = discs.overlap(mask, logits)
+    assert {k: v.shape for k, v in seen.items()} == {k: v.shape for k, v in logits.items()}
+    assert seen["global"].flatten().tolist() == [True, False]
+    nose = torch.zeros(7, 7, dtype=torch.bool)
+    nose[2, 5:7] = True  # rows 8..11 -> cell 2, columns 20..27 -> cells 5, 6
+    assert torch.equal(seen["nose"][0, 0], nose) and not seen["nose"][1].any()
+    face = torch.zeros(28, 28, dtype=torch.bool)
+    face[16:18, 15:18] = True  # rows 66..69, columns 62..69 of the face (the box is at 42, 58)
+    assert torch.equal(seen["face"][0, 0], face)
+    # the eye crops end at row 65, the mouth's begins at 78; mark a right-eye pixel instead
+    assert not any(seen[k].any() for k in ("left_eye", "right_eye", "eyes", "mouth"))
+    eye = torch.zeros(1, 1, 112, 112)
+    ex0, ey0, _, _ = BOXES["right_eye"]
+    eye[0, 0, ey0, ex0] = 1  # the right crop's top-left pixel: the flipped crop's top-right
+    seen_eye = discs.overlap(eye, {"eyes": torch.zeros(1, 1, 7, 7)})["eyes"][0, 0]
+    assert seen_eye.nonzero().tolist() == [[0, 6]]
+    # the diagnostic: mean sigmoid over the seen outputs of each discriminator, then their mean
+    z = {"global": torch.tensor([[2.0], [-5.0]]), "nose": torch.full((2, 1, 7, 7), -1.0)}
+    z["nose"][0, 0, 2, 5] = 3.0
+    got = where_occluded(z, {"global": seen["global"], "nose": seen["nose"]})
+    s = torch.sigmoid
+    expected = (s(torch.tensor(2.0)) + (s(torch.tensor(3.0)) + s(torch.tensor(-1.0))) / 2) / 2
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    none = {k: torch.zeros_like(v) for k, v in seen.items()}
+    assert where_occluded(logits, none).item() == 0.0
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -398,7 +437,8 @@ def test_stages_and_learning_rates_follow_the_paper(tmp_path, lfw_faces):
     batch = _batch(C2FDANTask("c2fdan", "unused", faces=few), cfg, few, 2)
     model.step.fill_(723)  # the last step of stage 1: d and g idle, the coarse network trains
     loss, metrics = task.loss(model, batch, cfg, "d")
-    assert loss.item() == 0 and metrics == {"d_real": 0.0, "d_fake": 0.0}
+    assert loss.item() == 0 and metrics == dict.fromkeys(
+        ("d_real", "d_fake", "d_real_m", "d_fake_m"), 0.0)
     assert task.loss(model, batch, cfg, "c")[0].item() > 0
     task.loss(model, batch, cfg, "g")
     assert int(model.step) == 724  # counted once per step, in the last phase

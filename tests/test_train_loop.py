@@ -17,7 +17,14 @@ from safetensors.torch import load_file
 
 from occbench.errors import ConfigError
 from occbench.train import loop
-from occbench.train.loop import CHECKPOINT, StepBatches, TrainConfig, lr_factor, train
+from occbench.train.loop import (
+    CHECKPOINT,
+    StepBatches,
+    TrainConfig,
+    _summary,
+    lr_factor,
+    train,
+)
 from tests._configs import write_config
 from tests._toy_task import ToyTask, TwoPhaseTask
 
@@ -432,3 +439,13 @@ def test_a_runaway_loss_stops_the_run_before_it_writes_weights(tmp_path, blowup)
     assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 63
     # the same run with a loss 3x higher from there on (no runaway) completes
     assert train(RunawayTask(66, 3.0), cfg, tmp_path / "calm", progress=False) is not None
+
+
+def test_summary_of_a_figure_a_resumed_run_added():
+    """A figure logged only from a resumed segment on: its mean over the rows that have it,
+    absent from the curve points before it (not NaN)."""
+    history = [{"step": i, "loss": float(i)} for i in range(1, 5)]
+    history += [{"step": i, "loss": float(i), "d_m": 10.0 * i} for i in range(5, 9)]
+    final, curve = _summary(history, points=2, tail=3)
+    assert final == {"loss": 7.0, "d_m": 70.0}
+    assert curve == [{"step": 4, "loss": 2.5}, {"step": 8, "loss": 6.5, "d_m": 65.0}]

@@ -28,7 +28,10 @@ two free cores. On a busy machine run it with ``OMP_NUM_THREADS=1``: two threads
 contended cores stall (6.8 s/step measured). ``faces51k`` = ``small`` continued (``init``: the
 committed ``bvmr-small``) for 2,400 steps (1.5 epochs) on the ~51k faces of
 ``baselines/data/faces-51k.json`` (``options.sources``); weights ``bvmr-small-faces51k``
-(config ``tag``), the completer ``bvmr-51k``.
+(config ``tag``), the completer ``bvmr-51k``. ``campaign`` (issue 30) = ``faces51k`` continued
+from those weights for 7 epochs (10,997 steps x 32: C2FDAN's campaign sees 7 epochs, 2 of
+stage 1 and 5 of stage 2), 1,000 held-out faces measured every 500 steps; its weights are
+``bvmr-small-campaign`` until the run is complete, so ``bvmr-51k`` does not change half-way.
 """
 
 from __future__ import annotations

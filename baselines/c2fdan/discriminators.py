@@ -17,11 +17,16 @@ with no normalisation layers:
 A patch discriminator's probability is the mean of its pixel-wise sigmoids
 (:func:`baselines.c2fdan.losses.log_prob`). ``local=False`` keeps only ``global`` and ``face``
 (the ``c2fdan-no-local`` ablation).
+
+Outside the occluder the completed face I_f,r is the input, so most patches see the same
+pixels in real and fake and sit at 1/2 whatever the discriminator learns; :meth:`Discriminators.
+overlap` says which outputs see the occluder (a training diagnostic: the probabilities there).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from occbench.template import LEFT_EYE, MOUTH, NOSE, RIGHT_EYE, crop_box
@@ -98,4 +103,26 @@ class Discriminators(nn.Module):
             left, right = crop(image, "left_eye"), crop(image, "right_eye").flip(3)
             left_in, right_in = crop(occluded, "left_eye"), crop(occluded, "right_eye").flip(3)
             out["eyes"] = self.nets["eyes"](torch.cat([left, right, left_in, right_in], 1))
+        return out
+
+    def overlap(self, mask: torch.Tensor, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{name: bool tensor shaped like ``logits[name]``}: the outputs whose cell of the
+        (N, 1, 112, 112) ``mask`` holds an occluded pixel. A patch output's cell is its
+        stride-4 block (112 -> 28, a 28-crop -> 7; its receptive field reaches a little
+        further); ``global``'s one output sees the whole face; ``eyes`` sees both eye crops
+        (the right one flipped, as its input)."""
+        def cells(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+            return F.adaptive_max_pool2d(m.float(), like.shape[-2:]) > 0
+
+        out = {}
+        for name, z in logits.items():
+            if name == "global":
+                out[name] = mask.flatten(1).amax(1, keepdim=True).reshape(z.shape) > 0
+            elif name == "face":
+                out[name] = cells(mask, z)
+            elif name == "eyes":
+                both = torch.maximum(crop(mask, "left_eye"), crop(mask, "right_eye").flip(3))
+                out[name] = cells(both, z)
+            else:
+                out[name] = cells(crop(mask, name), z)
         return out

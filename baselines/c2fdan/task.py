@@ -96,13 +96,21 @@ WEIGHTS = {"mask": 10.0, "occ": 3.0, "nocc": 1.0, "per": 0.1, "style": 240.0, "a
 # the weight (lambda) of each generator term
 WEIGHT_OF = {"bce": "mask", "l1_occ": "occ", "l1_nocc": "nocc", "per": "per", "style": "style",
              "adv": "adv"}
-METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake"),
+# d_real / d_fake: the discriminators' mean probability of "real" over all their outputs;
+# d_real_m / d_fake_m: over the outputs that see the occluder (where real and fake differ)
+METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake", "d_real_m", "d_fake_m"),
            "g": ("bce", "l1_occ", "l1_nocc", "per", "style", "adv")}
 DEFAULTS = {"occlusion_p": 1.0, "stage1_steps": None, "lr_coarse_stage1": 2e-4,
             "lr_coarse": 5e-5, "pixel_on_fine": False, "recognizer": "small",
             "recognizer_weights": None, "clip_gradient": False}
 
 
+def where_occluded(logits: dict[str, torch.Tensor], seen: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean sigmoid of each discriminator's outputs that see the occluder (``seen``), averaged
+    over the discriminators that have any (0 when none has)."""
+    means = [torch.sigmoid(z.detach().float())[seen[k]].mean() for k, z in logits.items()
+             if seen[k].any()]
+    return torch.stack(means).mean() if means else torch.zeros(())
 
 
 class C2FDANTrainer(nn.Module):
@@ -153,7 +161,7 @@ class C2FDANTrainer(nn.Module):
         if stage == 1:
             return self.idle(phase)
         if phase == "d":
-            return self.discriminator_loss(occluded, clean)
+            return self.discriminator_loss(occluded, clean, mask)
         return self.generator_loss(occluded, clean, mask)
 
     def coarse_loss(self, occluded, clean, mask):
@@ -166,7 +174,7 @@ class C2FDANTrainer(nn.Module):
             loss = w["mask"] * parts["bce"] + w["occ"] * parts["l1_occ"] + w["nocc"] * parts["l1_nocc"]
         return loss, {k: v.detach() for k, v in parts.items()}
 
-    def discriminator_loss(self, occluded, clean):
+    def discriminator_loss(self, occluded, clean, mask):
         out = self.generator(occluded, full=True)
         self._kept = (occluded, out)
         # fake and real through the discriminators as one batch (they hold no batch
@@ -180,7 +188,9 @@ class C2FDANTrainer(nn.Module):
             loss = L.discriminator_adversarial(real, fake)
             d_real = torch.stack([L.log_prob(z).exp().mean() for z in real.values()]).mean()
             d_fake = torch.stack([L.log_prob(z).exp().mean() for z in fake.values()]).mean()
-        return loss, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
+            seen = self.discriminators.overlap(mask, real)
+        return loss, {"d_real": d_real.detach(), "d_fake": d_fake.detach(),
+                      "d_real_m": where_occluded(real, seen), "d_fake_m": where_occluded(fake, seen)}
 
     def generator_loss(self, occluded, clean, mask):
         kept, self._kept = self._kept, None

@@ -412,8 +412,9 @@ def _summary(history: list[dict], points: int = 20, tail: int = 50) -> tuple[dic
         return {}, []
     keys = [k for k in history[-1] if k != "step"]
 
-    def mean(rows):
-        return {k: round(float(np.mean([r[k] for r in rows if k in r])), 5) for k in keys}
+    def mean(rows):  # a figure a resumed run added is absent from the rows before it
+        return {k: round(float(np.mean(v)), 5) for k in keys
+                if (v := [r[k] for r in rows if k in r])}
 
     final = mean(history[-tail:])
     size = max(1, math.ceil(len(history) / points))
