@@ -551,3 +551,31 @@ def test_straight_through_clip_keeps_outputs_and_passes_gradient():
     before = gen(faces)[0]
     after = gen.pass_clip_gradient()(faces)[0]
     assert torch.equal(before, after)  # the completer sees no difference
+
+
+def test_onnx_teacher_as_the_identity_losses_extractor(data_root, lfw_faces):
+    """options.recognizer 'onnx': the teacher run by torch gives the perceptual / style terms a
+    gradient to the fine network; a missing file or unknown argument is a one-line error."""
+    from baselines.c2fdan.task import DEFAULTS, load_extractor
+    from occbench.models.onnx_torch import OnnxExtractor
+    from tests._onnx import MEAN, STD, onnx_path
+
+    opts = {**DEFAULTS, "recognizer": "onnx", "recognizer_weights": str(onnx_path(data_root)),
+            "recognizer_args": {"mean": list(MEAN), "std": list(STD)}}
+    rec = load_extractor(opts)
+    assert isinstance(rec, OnnxExtractor) and rec.mean.flatten().tolist() == pytest.approx(MEAN)
+    torch.manual_seed(0)
+    model = C2FDANTrainer(create("tiny"), Discriminators(4, True), rec, stage1_steps=0)
+    clean = to_unit(torch.as_tensor(lfw_faces[:2]))
+    mask = torch.zeros(2, 1, 112, 112)
+    mask[:, :, 40:60, 30:80] = 1
+    occluded = clean * (1 - mask)
+    parts = model.generator_terms(occluded, clean, mask, model.generator(occluded, full=True))
+    assert parts["per"] > 0 and parts["style"] > 0
+    (parts["per"] + parts["style"]).backward()
+    fine = [p.grad for p in model.generator.fine.parameters() if p.grad is not None]
+    assert fine and sum(float(g.abs().sum()) for g in fine) > 0
+    with pytest.raises(ConfigError, match="needs options.recognizer_weights"):
+        load_extractor({**opts, "recognizer_weights": None})
+    with pytest.raises(ConfigError, match=r"unknown \['flip'\]"):
+        load_extractor({**opts, "recognizer_args": {"flip": 1}})

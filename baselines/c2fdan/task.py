@@ -22,7 +22,9 @@ Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default
    are loaded: ``small``, the first weights, 12 % TPIR@1; ``mid``, the student distilled from
    the ONNX MobileFaceNet, 83.3 % TPIR@1 (62.5 % before issue 30), which ``faces51k`` uses,
    as the paper uses its pretrained ResNet50-v2; ``options.recognizer_weights`` names another
-   file);
+   file; ``onnx``: the ONNX teacher itself, run by torch so that its maps have gradients,
+   ``recognizer_weights`` = the .onnx file, ``recognizer_args`` its mean / std / channels;
+   :func:`load_extractor`);
    the adversarial loss on I_f,r, the mean over the seven discriminators (two without the
    local ones, ``c2fdan-no-local``).
 
@@ -86,6 +88,7 @@ from baselines.c2fdan.discriminators import Discriminators
 from baselines.c2fdan.model import Generator, arch_config, create, variant_config
 from baselines.resnet50.adapter import load_frozen as load_recognizer
 from occbench.data.labelled import LabelledFaces
+from occbench.errors import ConfigError
 from occbench.models.torch_adapter import to_unit
 from occbench.train.data import CelebATask, FaceDataset
 from occbench.train.loop import TrainConfig, lr_factor, steps_per_epoch
@@ -102,7 +105,28 @@ METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake", "d_real_
            "g": ("bce", "l1_occ", "l1_nocc", "per", "style", "adv")}
 DEFAULTS = {"occlusion_p": 1.0, "stage1_steps": None, "lr_coarse_stage1": 2e-4,
             "lr_coarse": 5e-5, "pixel_on_fine": False, "recognizer": "small",
-            "recognizer_weights": None, "clip_gradient": False}
+            "recognizer_weights": None, "recognizer_args": {}, "clip_gradient": False}
+
+
+def load_extractor(opts: dict) -> nn.Module:
+    """The frozen recognizer of the identity losses (and of the held-out identity cosine):
+    ``options.recognizer`` = a ResNet-v2 arch of ``baselines/resnet50`` (its committed weights,
+    or ``recognizer_weights``), or ``onnx``: the ONNX file ``recognizer_weights`` run by torch
+    (:class:`occbench.models.onnx_torch.OnnxExtractor`; ``recognizer_args``: channels, mean,
+    std as the ``onnx`` recognizer's options)."""
+    if opts["recognizer"] != "onnx":
+        return load_recognizer(opts["recognizer"], opts["recognizer_weights"])
+    from occbench.models.onnx_torch import OnnxExtractor
+
+    if not opts["recognizer_weights"]:
+        raise ConfigError("options.recognizer 'onnx' needs options.recognizer_weights: the "
+                          ".onnx file (e.g. ../shared/models/mobilefacenet-foamliu.onnx)")
+    args = dict(opts.get("recognizer_args") or {})
+    unknown = sorted(set(args) - {"channels", "mean", "std"})
+    if unknown:
+        raise ConfigError(f"options.recognizer_args: unknown {unknown}; known: channels, "
+                          "mean, std")
+    return OnnxExtractor(opts["recognizer_weights"], **args)
 
 
 def where_occluded(logits: dict[str, torch.Tensor], seen: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -258,7 +282,7 @@ class C2FDANTask(CelebATask):
         if self.variant["fine"]:
             discriminators = Discriminators(arch_config(cfg.arch)["disc_width"],
                                             self.variant["local"])
-            recognizer = load_recognizer(opts["recognizer"], opts["recognizer_weights"])
+            recognizer = load_extractor(opts)
         return C2FDANTrainer(generator, discriminators, recognizer,
                              stage1_steps=self.stage1_steps(cfg),
                              stage1_weights=opts.get("stage1_weights"),
@@ -283,8 +307,7 @@ class C2FDANTask(CelebATask):
         """Held-out PSNR / SSIM / mask IoU / identity cosine per form
         (:class:`occbench.train.heldout.HeldOut`), identity under the losses' recognizer."""
         opts = self.options(cfg)
-        held = self.completion_held_out(cfg, lambda: model.recognizer or load_recognizer(
-            opts["recognizer"], opts["recognizer_weights"]))
+        held = self.completion_held_out(cfg, lambda: model.recognizer or load_extractor(opts))
         return held.figures(model.generator)
 
     def _scale(self, lr: float, start: int) -> float:
