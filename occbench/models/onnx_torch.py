@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from occbench.errors import DataError
+from occbench.errors import ConfigError, DataError
 from occbench.models.onnx_runtime import FACE_SIZE, choice, per_channel
 
 #: the operators :class:`OnnxGraph` runs
@@ -53,8 +53,12 @@ class OnnxGraph(nn.Module):
 
     def __init__(self, path: str | Path):
         super().__init__()
-        import onnx
-        from onnx import numpy_helper
+        try:
+            import onnx
+            from onnx import numpy_helper
+        except ImportError:
+            raise ConfigError("the torch runner of ONNX graphs reads them with the onnx "
+                              "package: pip install 'occbench[export]'") from None
 
         self.path = Path(os.path.expandvars(os.fspath(path))).expanduser()
         if not self.path.is_file():
