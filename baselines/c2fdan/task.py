@@ -73,6 +73,11 @@ then 5 epochs of stage 2, x0.1 every epoch (3,142 steps), 1,000 held-out faces m
 complete, so the benchmarked ``-51k`` completers do not change half-way; the first try with
 straight-through clips (``clip_gradient: true``) ran away 1,600 steps into stage 2 (loss_g
 2.1 -> 2e5, the mask BCE first), so the campaign keeps the paper's hard clip.
+``extractor-student`` / ``extractor-teacher`` (issue 30's A/B of the identity losses'
+extractor): the same 800 GAN steps (constant lr) from the committed ``c2fdan-coarse-51k`` coarse
+network and a fresh fine network, on the campaign's faces and held-out set, with the ``mid``
+student or the ONNX teacher (``../shared/models/``, run from the repository root);
+``reports/extractor_ab.py`` judges both under both recognizers.
 """
 
 from __future__ import annotations
