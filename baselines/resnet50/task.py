@@ -20,6 +20,12 @@ the embedding to reproduce a teacher's embedding of the *clean* face (loss 1 - c
   repository, or absolute) instead of ``<data root>/celeba``; unlabelled faces are fine.
 * ``resnet50-occ`` sees the face with the training occlusions (``occlusion_p``) and still
   learns the teacher's embedding of the clean face.
+
+Configs beyond ``small`` / ``paper``: ``distill`` (the ``mid`` student from the ONNX teacher on
+the ~51k faces), ``distill-long`` (22,000 more steps at full CPU speed, issue 30), and
+``distill-occ`` for ``resnet50-occ``: the same schedule started from the retrained clean
+student's weights with ``occlusion_p`` 0.7, written as ``resnet50-occ-mid-distill-occ`` (config
+``tag``) until it is measured against the committed ``resnet50-occ-mid``.
 """
 
 from __future__ import annotations
