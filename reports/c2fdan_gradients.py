@@ -8,8 +8,13 @@ L2 norm of its gradient with respect to the fine output I_f and to the coarse ou
 per face (batch-mean loss times the batch size, so the figure does not depend on ``--n``);
 and the share of I_f's and I_c's pixels the hard clamp to [-1, 1] holds (zero gradient
 there), with the share of those the whole loss would move back inside (a gradient the clamp
-stops). The discriminators are freshly initialised (only the generator is committed), as
-they were at the start of each stage-2 run so far; their term is shown for that state.
+stops). With ``--weights`` the discriminators are freshly initialised (only the generator is
+committed), as they were at the start of each stage-2 run before issue 30; ``--checkpoint``
+reads generator and discriminators from a training checkpoint (``checkpoint.pt`` of a run),
+and then also prints each discriminator's mean probability of "real" for the clean and the
+completed faces, over all its outputs and over those that see the occluder.
+
+    python reports/c2fdan_gradients.py --checkpoint ~/.cache/occbench/train/c2fdan-small-campaign/checkpoint.pt
 """
 
 from __future__ import annotations
@@ -60,6 +65,29 @@ def measure(trainer, occluded, clean, mask) -> dict:
     return {"terms": rows, "clamped": clamped}
 
 
+def print_discriminators(trainer, occluded, clean, mask) -> None:
+    """Each discriminator's mean sigmoid on the clean (real) and completed (fake) faces, over
+    all its outputs and over those that see the occluder."""
+    from baselines.c2fdan.task import where_occluded
+
+    with torch.no_grad():
+        fake_in = trainer.generator(occluded, full=True).final
+        real = trainer.discriminators(clean, occluded)
+        fake = trainer.discriminators(fake_in, occluded)
+    seen = trainer.discriminators.overlap(mask, real)
+    print(f"{'discriminator':13s} {'real':>6s} {'fake':>6s} {'real@occ':>9s} {'fake@occ':>9s} "
+          f"{'outputs@occ':>11s}")
+    for k in real:
+        one = {k: seen[k]}
+        print(f"{k:13s} {float(torch.sigmoid(real[k]).mean()):6.3f} "
+              f"{float(torch.sigmoid(fake[k]).mean()):6.3f} "
+              f"{float(where_occluded({k: real[k]}, one)):9.3f} "
+              f"{float(where_occluded({k: fake[k]}, one)):9.3f} "
+              f"{100 * float(seen[k].float().mean()):10.1f}%")
+    print(f"{'mean':13s} {'':6s} {'':6s} {float(where_occluded(real, seen)):9.3f} "
+          f"{float(where_occluded(fake, seen)):9.3f}")
+
+
 def main(argv=None) -> int:
     from baselines.c2fdan.discriminators import Discriminators
     from baselines.c2fdan.model import arch_config, create
@@ -72,6 +100,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="c2fdan-small-faces51k",
                    help="a generator weights file of baselines/c2fdan/weights (stem) or a path")
+    p.add_argument("--checkpoint", default=None,
+                   help="a training checkpoint: its generator and discriminators")
     p.add_argument("--variant", default="c2fdan")
     p.add_argument("--recognizer", default="mid", help="resnet50 arch of the identity losses")
     p.add_argument("--n", type=int, default=32)
@@ -85,9 +115,18 @@ def main(argv=None) -> int:
         path = WEIGHTS_DIR / f"{args.weights}.safetensors"
     torch.manual_seed(0)
     gen = create("small", args.variant)
-    gen.load_state_dict(load_file(str(path)))
     trainer = C2FDANTrainer(gen, Discriminators(arch_config("small")["disc_width"], True),
                             load_recognizer(args.recognizer), weights=WEIGHTS).eval()
+    if args.checkpoint:
+        path = Path(args.checkpoint).expanduser()
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model = state["model"]
+        for part in ("generator", "discriminators"):
+            getattr(trainer, part).load_state_dict(
+                {k[len(part) + 1:]: v for k, v in model.items() if k.startswith(part + ".")})
+        print(f"{path}: step {state['step']}")
+    else:
+        gen.load_state_dict(load_file(str(path)))
     faces = align_dataset(load_dataset("facescrub", args.data), limit=args.n,
                           progress=False).images
     rng = np.random.default_rng(0)
@@ -96,6 +135,8 @@ def main(argv=None) -> int:
     clean = to_unit(torch.as_tensor(faces))
     mask = torch.as_tensor(np.stack([o[1] for o in occ])).float()[:, None]
     result = measure(trainer, occluded, clean, mask)
+    if args.checkpoint:
+        print_discriminators(trainer, occluded, clean, mask)
     print(f"{path.name}: gradient norm per face of each weighted term (recognizer "
           f"{args.recognizer}, {args.n} FaceScrub faces, training occlusions)")
     print(f"{'term':8s} {'value':>9s} {'weight':>7s} {'|dI_f|':>10s} {'|dI_c|':>10s}")
