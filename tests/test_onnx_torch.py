@@ -70,6 +70,61 @@ def test_small_graphs_by_hand(tmp_path):
     assert flat.shape == (1, 48)
 
 
+def _weights(rng, **arrays):
+    from onnx import numpy_helper
+
+    return [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+            for name, shape in arrays.items()]
+
+
+def test_every_operator_against_onnxruntime(tmp_path):
+    """One graph through every operator of OPS (asymmetric Conv pads, BatchNormalization,
+    PRelu, Sub, Mul, Identity, Relu, Clip with its bounds as inputs, GlobalAveragePool, Flatten,
+    Gemm with transB, MatMul, Sigmoid, Reshape with 0 = copy): torch equals onnxruntime."""
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from occbench.models.onnx_torch import OPS
+
+    rng = np.random.default_rng(0)
+    init = _weights(rng, w=(4, 3, 3, 3), b=(4,), scale=(4,), bias=(4,), mean=(4,),
+                    slope=(4, 1, 1), k=(4, 1, 1), gw=(6, 4), gb=(6,), m=(6, 5))
+    init.append(numpy_helper.from_array(np.abs(rng.standard_normal(4)).astype(np.float32) + 0.5,
+                                        "var"))
+    init.append(numpy_helper.from_array(np.array([0, -1], np.int64), "shape"))
+    lo = helper.make_node("Constant", [], ["lo"], value=helper.make_tensor("v", 1, [], [-0.5]))
+    hi = helper.make_node("Constant", [], ["hi"], value=helper.make_tensor("v", 1, [], [0.8]))
+    nodes = [lo, hi,
+             helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[0, 1, 2, 1], strides=[2, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"],
+                              epsilon=1e-3),
+             helper.make_node("PRelu", ["n", "slope"], ["p"]),
+             helper.make_node("Sub", ["p", "k"], ["s"]),
+             helper.make_node("Mul", ["s", "k"], ["q"]),
+             helper.make_node("Identity", ["q"], ["i"]),
+             helper.make_node("Clip", ["i", "lo", "hi"], ["cl"]),
+             helper.make_node("Relu", ["i"], ["r"]),
+             helper.make_node("Add", ["cl", "r"], ["a"]),
+             helper.make_node("GlobalAveragePool", ["a"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "gw", "gb"], ["gm"], transB=1, alpha=0.5, beta=2.0),
+             helper.make_node("MatMul", ["gm", "m"], ["mm"]),
+             helper.make_node("Sigmoid", ["mm"], ["sg"]),
+             helper.make_node("Reshape", ["sg", "shape"], ["y"])]
+    assert {n.op_type for n in nodes} == set(OPS)
+    graph = helper.make_graph(nodes, "all", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [2, 3, 9, 8])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, None)], initializer=init)
+    path = tmp_path / "all.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    x = rng.standard_normal((2, 3, 9, 8)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    got = OnnxGraph(path)(torch.as_tensor(x)).numpy()
+    assert got.shape == want.shape == (2, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_unsupported_operator_and_bad_files_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match=r"LRN\.onnx: operators LRN are not supported"):
         OnnxGraph(_graph_file(tmp_path, "LRN", size=3))
