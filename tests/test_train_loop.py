@@ -334,7 +334,15 @@ def test_training_curve_figure(tmp_path):
     path = train(EvalToyTask(), cfg, tmp_path / "run", progress=False)
     run = read_run(path.with_suffix(".json"))
     assert [e["images"] for e in run["evals"]] == [0, 16, 32, 48]
-    assert run["loss"] and all(x % 8 == 0 for x, _ in run["loss"])  # images = steps x batch
+    assert list(run["loss"]) == ["loss"]  # images = steps x batch
+    assert run["loss"]["loss"] and all(x % 8 == 0 for x, _ in run["loss"]["loss"])
+    # a two-stage run (C2FDAN): each stage's loss its own line, its idle zeros left out
+    prov = json.loads(path.with_suffix(".json").read_text())
+    prov["curve"] = [{"step": 1, "loss_c": 2.0, "loss_g": 0.0}, {"step": 2, "loss_c": 1.5,
+                      "loss_g": 0.0}, {"step": 3, "loss_c": 0.0, "loss_g": 2.4}]
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(prov))
+    assert read_run(two)["loss"] == {"loss_c": [(8, 2.0), (16, 1.5)], "loss_g": [(24, 2.4)]}
     assert read_run(tmp_path / "run" / CHECKPOINT)["evals"] == run["evals"]
     png = plot_training(path.with_suffix(".json"), tmp_path / "fig")
     assert png.name == "training_toy.png" and png.read_bytes()[:4] == b"\x89PNG"

@@ -17,9 +17,13 @@ from pathlib import Path
 from occbench.errors import ConfigError
 from occbench.imageio import save_figure
 
+#: the training losses a curve shows, each as its own line: one optimiser's (``loss``), or
+#: C2FDAN's coarse (stage 1) and generator (stage 2) losses
+LOSSES = ("loss", "loss_c", "loss_g")
+
 
 def read_run(path: str | Path) -> dict:
-    """``{"model", "evals", "loss": [(images, loss)], "reference": {metric: value}}`` of a
+    """``{"model", "evals", "loss": {name: [(images, value)]}, "reference": {metric: value}}`` of a
     provenance ``.json`` or a ``checkpoint.pt``."""
     path = Path(path)
     if not path.is_file():
@@ -31,7 +35,7 @@ def read_run(path: str | Path) -> dict:
             raise ConfigError(f"{path}: not a provenance file ({exc})") from None
         cfg, evals = prov.get("config", {}), prov.get("evals") or []
         model = prov.get("model", path.stem)
-        points = [(r["step"], r.get("loss", r.get("loss_g"))) for r in prov.get("curve", [])]
+        rows = prov.get("curve", [])
         held = (prov.get("data") or {}).get("held_out") or {}
         world = prov.get("world_size", 1)
     else:
@@ -40,12 +44,15 @@ def read_run(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=False)
         cfg, evals = state.get("config", {}), state.get("evals") or []
         model = path.parent.name
-        points = [(r["step"], r.get("loss", r.get("loss_g"))) for r in state.get("history", [])]
+        rows = state.get("history", [])
         held, world = {}, state.get("world_size", 1)
     if not evals:
         raise ConfigError(f"{path}: the run has no held-out figures (train with eval_every > 0)")
     per_step = cfg.get("batch_size", 1) * world  # images a step
-    loss = [(s * per_step, v) for s, v in points if v is not None]
+    # the loss of each optimiser (C2FDAN: loss_c in stage 1, loss_g in stage 2); a phase idle
+    # in a stage reports 0, which is not part of its curve
+    loss = {k: [(r["step"] * per_step, r[k]) for r in rows if r.get(k)]
+            for k in LOSSES if any(r.get(k) for r in rows)}
     # what the curves are measured against (the teacher's accuracy; the occluded input's
     # figures for a completer), as the task recorded them
     reference = held.get("reference") or {}
@@ -69,8 +76,11 @@ def plot_training(path: str | Path, out: str | Path, title: str | None = None) -
     sessions = sorted({e["session"] for e in evals})
     for ax, metric in zip(axes.flat, panels, strict=False):
         if metric == "training loss":
-            x, y = zip(*run["loss"], strict=True)
-            ax.plot([v / 1e6 for v in x], y, color="0.3", lw=1)
+            for name, pts in run["loss"].items():
+                x, y = zip(*pts, strict=True)
+                ax.plot([v / 1e6 for v in x], y, lw=1, label=name)
+            if len(run["loss"]) > 1:
+                ax.legend(fontsize=8)
         else:
             for s in sessions:
                 pts = [(e["images"] / 1e6, e[metric]) for e in evals
