@@ -64,10 +64,12 @@ def main(argv=None) -> None:
     judges = {"student": load_recognizer("mid"),
               "teacher": OnnxExtractor(args.onnx, mean=MEAN, std=STD)}
     sets = {j: HeldOut(faces, cfg.seed, net) for j, net in judges.items()}
+    def judged(figures: dict, judge: str) -> dict:  # identity figures name their judge
+        return {f"{k} ({judge})" if k.startswith("idcos") else k: v for k, v in figures.items()}
+
     row = {"completer": "occluded input"}
     for j, s in sets.items():
-        row.update({k if not k.startswith("idcos") else f"{k} ({j})": v
-                    for k, v in s.reference.items()})
+        row.update(judged(s.reference, j))
     rows = [row]
     for item in args.weights:
         name, _, path = item.partition("=")
@@ -75,9 +77,7 @@ def main(argv=None) -> None:
         row = {"completer": f"{name} ({variant})"}
         with torch.no_grad():
             for j, s in sets.items():
-                figs = s.figures(net)  # the network composes its output itself
-                row.update({k if not k.startswith("idcos") else f"{k} ({j})": v
-                            for k, v in figs.items()})
+                row.update(judged(s.figures(net), j))  # the network composes its output
         rows.append(row)
     table = pd.DataFrame(rows).set_index("completer")
     cols = [c for f in ("rect", "text") for c in table.columns

@@ -34,6 +34,7 @@ from torch import nn
 
 from occbench.errors import ConfigError, DataError
 from occbench.models.onnx_runtime import FACE_SIZE, choice, per_channel
+from occbench.models.torch_adapter import to_unit
 
 #: the operators :class:`OnnxGraph` runs
 OPS = ("Add", "BatchNormalization", "Clip", "Constant", "Conv", "Flatten", "Gemm",
@@ -219,10 +220,8 @@ class OnnxExtractor(nn.Module):
                              .reshape(1, 3, 1, 1))
         self.eval()
 
-    @staticmethod
-    def preprocess(faces_uint8: torch.Tensor) -> torch.Tensor:
-        """(N, 112, 112, 3) uint8 RGB -> (N, 3, 112, 112) float in [-1, 1]."""
-        return faces_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    #: (N, 112, 112, 3) uint8 RGB -> (N, 3, 112, 112) float in [-1, 1]
+    preprocess = staticmethod(to_unit)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         pixels = (x + 1.0) * 127.5
