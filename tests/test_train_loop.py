@@ -291,11 +291,35 @@ def test_config_base_and_overrides(tmp_path):
 
 
 def test_every_shipped_config_loads():
-    """Each config under baselines/*/configs (with its base) is a valid TrainConfig."""
+    """Each config under baselines/*/configs (with its base) is a valid TrainConfig whose
+    options every trainable model of that folder knows."""
+    from occbench import registry
+    from occbench.train.cli import _entry, make_task
+
     paths = sorted(REPO.glob("baselines/*/configs/*.json"))
     assert paths
+    tasks = {}
+    for name in registry.trainable.names():
+        tasks.setdefault(_entry(name)[0], []).append(make_task(name, "unused"))
     for path in paths:
-        TrainConfig.load(path)
+        cfg = TrainConfig.load(path)
+        for task in tasks[path.parent.parent.name]:
+            loop.check_options(task, cfg, path)
+
+
+def test_an_unknown_option_is_refused_before_any_data_is_read(tmp_path):
+    from baselines.c2fdan.task import C2FDANTask
+    from occbench.train.cli import train_main
+
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"base": str(REPO / "baselines/bvmr/configs/small.json"),
+                                "options": {"ocluson_p": 0.5}}))
+    with pytest.raises(ConfigError, match=r"typo.json: unknown options \['ocluson_p'\] for bvmr"):
+        train_main("bvmr", str(typo), tmp_path / "no data")
+    cfg = write_config(tmp_path, {"options": {"weights": {"per": 1.0, "stlye": 2.0}}})
+    with pytest.raises(ConfigError, match=r"unknown terms \['stlye'\]"):
+        C2FDANTask("c2fdan", "unused").loss_weights(cfg)
+    loop.check_options(ToyTask(), _cfg(tmp_path, options={"anything": 1}))  # no OPTIONS: any
 
 
 class EvalToyTask(ToyTask):

@@ -83,6 +83,9 @@ def bvmr_losses(image: torch.Tensor, mask_pred: torch.Tensor, motif: torch.Tenso
 class BVMRTask(CelebATask):
     """``occbench train bvmr`` on ``<data_root>/celeba`` (or the given ``faces``)."""
 
+    OPTIONS = {**CelebATask.OPTIONS, "occlusion_p": 1.0, "recognizer": "mid",
+               "image_weight": 2.0, "motif_weight": 1.0}
+
     def build(self, cfg: TrainConfig) -> nn.Module:
         self.use_sources(cfg)
         return create(cfg.arch)
@@ -91,7 +94,7 @@ class BVMRTask(CelebATask):
         self.use_sources(cfg)
         train, self.held = self.split(cfg)
         return FaceDataset(self.faces.images, self.faces.labels, cfg.seed,
-                           occlusion_p=cfg.options.get("occlusion_p", 1.0), with_clean=True,
+                           occlusion_p=self.options(cfg)["occlusion_p"], with_clean=True,
                            subset=train)
 
     def evaluate(self, model: nn.Module, cfg: TrainConfig) -> dict[str, float]:
@@ -102,17 +105,17 @@ class BVMRTask(CelebATask):
         from baselines.resnet50.adapter import load_frozen
 
         held = self.completion_held_out(
-            cfg, lambda: load_frozen(cfg.options.get("recognizer", "mid")))
+            cfg, lambda: load_frozen(self.options(cfg)["recognizer"]))
         return held.figures(model, compose=True)
 
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):
         occluded, clean = to_unit(batch["face"]), to_unit(batch["clean"])
         mask = batch["mask"].unsqueeze(1).float()
         image, mask_pred, motif = model(occluded, motif=True)
+        opts = self.options(cfg)
         with torch.autocast(occluded.device.type, enabled=False):  # BCE is unsafe in fp16
             loss, parts = bvmr_losses(image, mask_pred, motif, clean, occluded, mask,
-                                      cfg.options.get("image_weight", 2.0),
-                                      cfg.options.get("motif_weight", 1.0))
+                                      opts["image_weight"], opts["motif_weight"])
         return loss, {k: v.item() for k, v in parts.items()}
 
     def weights(self, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -108,9 +108,11 @@ WEIGHT_OF = {"bce": "mask", "l1_occ": "occ", "l1_nocc": "nocc", "per": "per", "s
 # d_real_m / d_fake_m: over the outputs that see the occluder (where real and fake differ)
 METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake", "d_real_m", "d_fake_m"),
            "g": ("bce", "l1_occ", "l1_nocc", "per", "style", "adv")}
-DEFAULTS = {"occlusion_p": 1.0, "stage1_steps": None, "lr_coarse_stage1": 2e-4,
-            "lr_coarse": 5e-5, "pixel_on_fine": False, "recognizer": "small",
-            "recognizer_weights": None, "recognizer_args": {}, "clip_gradient": False}
+DEFAULTS = {"sources": None, "occlusion_p": 1.0, "stage1_steps": None,
+            "lr_coarse_stage1": 2e-4, "lr_coarse": 5e-5,
+            "stage1_weights": None, "weights": None, "pixel_on_fine": False,
+            "recognizer": "small", "recognizer_weights": None, "recognizer_args": {},
+            "clip_gradient": False}
 
 
 def load_extractor(opts: dict) -> nn.Module:
@@ -258,15 +260,14 @@ class C2FDANTrainer(nn.Module):
 class C2FDANTask(CelebATask):
     """``occbench train <name>`` on ``<data_root>/celeba`` (or the given ``faces``)."""
 
+    OPTIONS = DEFAULTS
+
     def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
                  faces: LabelledFaces | None = None):
         super().__init__(name, data_root, limit, faces)
         self.variant = variant_config(name)
         self.phases = ("c",) if not self.variant["fine"] else ("c", "d", "g")
         self._cfg: TrainConfig | None = None
-
-    def options(self, cfg: TrainConfig) -> dict:
-        return {**DEFAULTS, **cfg.options}
 
     def per_epoch(self, cfg: TrainConfig) -> int:
         """Steps per epoch of each process (as the loop counts them)."""
@@ -290,7 +291,7 @@ class C2FDANTask(CelebATask):
             recognizer = load_extractor(opts)
         return C2FDANTrainer(generator, discriminators, recognizer,
                              stage1_steps=self.stage1_steps(cfg),
-                             stage1_weights=opts.get("stage1_weights"),
+                             stage1_weights=opts["stage1_weights"],
                              weights=self.loss_weights(cfg),
                              pixel_on_fine=opts["pixel_on_fine"]
                              or self.variant.get("pixel_on_fine", False))
@@ -298,8 +299,12 @@ class C2FDANTask(CelebATask):
     def loss_weights(self, cfg: TrainConfig) -> dict:
         """Stage-2 loss weights: the defaults, the config's ``options.weights``, then the
         variant's own (``c2fdan-no-style``: lambda_style = 0)."""
-        return {**WEIGHTS, **(self.options(cfg).get("weights") or {}),
-                **self.variant.get("loss", {})}
+        given = self.options(cfg)["weights"] or {}
+        unknown = sorted(set(given) - set(WEIGHTS))
+        if unknown:
+            raise ConfigError(f"options.weights: unknown terms {unknown}; known: "
+                              f"{sorted(WEIGHTS)}")
+        return {**WEIGHTS, **given, **self.variant.get("loss", {})}
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
         self.use_sources(cfg)

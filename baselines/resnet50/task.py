@@ -70,16 +70,15 @@ class ArcMargin(nn.Module):
 class TrainNet(nn.Module):
     """Backbone + training head: the backbone's own linear head (softmax) or ArcMargin."""
 
-    def __init__(self, cfg: TrainConfig, classes: int):
+    def __init__(self, cfg: TrainConfig, classes: int, opts: dict):
         super().__init__()
-        opts = cfg.options
-        loss = opts.get("loss", "softmax")
+        loss = opts["loss"]
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
         self.arcface, self.distill = loss == "arcface", loss == "distill"
         self.backbone = create(cfg.arch, num_classes=0 if loss != "softmax" else classes)
-        self.margin = (ArcMargin(self.backbone.embedding_dim, classes, opts.get("scale", 32.0),
-                                 opts.get("margin", 0.3)) if self.arcface else None)
+        self.margin = (ArcMargin(self.backbone.embedding_dim, classes, opts["scale"],
+                                 opts["margin"]) if self.arcface else None)
 
     def forward(self, faces: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Logits of uint8 faces (N, 112, 112, 3) (distill: the embedding itself)."""
@@ -94,6 +93,10 @@ class TrainNet(nn.Module):
 class ResNetTask(CelebATask):
     """``occbench train resnet50`` / ``resnet50-occ`` on ``<data_root>/celeba``."""
 
+    # occlusion_p applies to resnet50-occ only (resnet50 never sees an occluder)
+    OPTIONS = {**CelebATask.OPTIONS, "loss": "softmax", "scale": 32.0, "margin": 0.3,
+               "occlusion_p": 0.5, "teacher": None}
+
     def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
                  faces: LabelledFaces | None = None):
         if name not in NAMES:
@@ -102,13 +105,13 @@ class ResNetTask(CelebATask):
 
     def build(self, cfg: TrainConfig) -> nn.Module:
         self.use_sources(cfg)
-        return TrainNet(cfg, len(self.faces.identities))
+        return TrainNet(cfg, len(self.faces.identities), self.options(cfg))
 
     def dataset(self, cfg: TrainConfig) -> FaceDataset:
         self.use_sources(cfg)
-        p = cfg.options.get("occlusion_p", 0.5) if self.name == "resnet50-occ" else 0.0
+        p = self.options(cfg)["occlusion_p"] if self.name == "resnet50-occ" else 0.0
         train, self.held = self.split(cfg)
-        if cfg.options.get("loss") == "distill":
+        if self.options(cfg)["loss"] == "distill":
             self.targets = self.teacher_embeddings(cfg)
             # the item's "label" is its index: the loss looks its teacher embedding up
             return FaceDataset(self.faces.images, np.arange(len(self.faces)), cfg.seed,
@@ -159,7 +162,7 @@ class ResNetTask(CelebATask):
         from occbench.models import create_recognizer
         from occbench.paths import cache_root
 
-        spec = cfg.options.get("teacher") or {}
+        spec = self.options(cfg)["teacher"] or {}
         if "name" not in spec:
             raise ConfigError("loss 'distill' needs options.teacher = {\"name\": ..., \"args\": {...}}")
         from occbench.data.sources import expand_vars
@@ -179,7 +182,7 @@ class ResNetTask(CelebATask):
         return torch.from_numpy(np.ascontiguousarray(feats))
 
     def loss(self, model: nn.Module, batch: dict, cfg: TrainConfig):
-        if cfg.options.get("loss") == "distill":
+        if self.options(cfg)["loss"] == "distill":
             emb = model(batch["face"], batch["label"])
             target = self.targets.to(emb.device)[batch["label"]]
             cos = F.cosine_similarity(emb.float(), target, dim=1)

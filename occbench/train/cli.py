@@ -15,7 +15,7 @@ from pathlib import Path
 from occbench import registry
 from occbench.errors import ConfigError
 from occbench.paths import cache_root
-from occbench.train.loop import TrainConfig, train
+from occbench.train.loop import TrainConfig, check_options, train
 
 REPO_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 
@@ -59,8 +59,10 @@ def train_main(model_name: str, config: str, data_root: str | Path, out: str | P
     provenance and whole state written beside the weights, to commit; ``resume`` continues
     from them on a fresh machine). See :func:`occbench.train.loop.train`.
     """
-    cfg = TrainConfig.load(config_path(model_name, config), steps=steps)
+    path = config_path(model_name, config)
+    cfg = TrainConfig.load(path, steps=steps)
     task = make_task(model_name, data_root, limit=limit)
+    check_options(task, cfg, path)
     out_dir = Path(out) if out else cache_root() / "train" / cfg.stem(model_name)
     folder, _ = _entry(model_name)
     weights = Path(weights_dir) if weights_dir else REPO_BASELINES / folder / "weights"

@@ -26,12 +26,21 @@ class CelebATask:
     trains on, loaded on first use: ``<data_root>/celeba`` (the first ``limit`` images if
     given), the ``faces`` passed in, or those of the config's ``options.sources`` (a sources
     file of :mod:`occbench.data.sources`, relative to the repository or absolute; call
-    :meth:`use_sources` from ``build``/``dataset``); ``describe()`` for the provenance file."""
+    :meth:`use_sources` from ``build``/``dataset``); ``describe()`` for the provenance file.
+    ``OPTIONS``: the options a config may set and their defaults; the training command
+    refuses any other (:func:`occbench.train.loop.check_options`)."""
+
+    # every key a config's ``options`` may set, with its default (subclasses add their own)
+    OPTIONS: dict = {"sources": None}
 
     def __init__(self, name: str, data_root: str | Path, limit: int | None = None,
                  faces: LabelledFaces | None = None):
         self.name, self.data_root, self.limit = name, Path(data_root), limit
         self._faces = faces
+
+    def options(self, cfg) -> dict:
+        """The config's ``options`` over the task's defaults (:attr:`OPTIONS`)."""
+        return {**self.OPTIONS, **cfg.options}
 
     @property
     def faces(self) -> LabelledFaces:

@@ -198,6 +198,18 @@ class TrainConfig:
                 f"{where}: unknown schedule {self.schedule!r}; known: cosine, step, constant")
 
 
+def check_options(task, cfg: TrainConfig, where: str | Path = "config") -> None:
+    """Raise ConfigError when the config sets an option the task does not know (a typo
+    would otherwise train silently with the default); tasks without ``OPTIONS`` take any."""
+    known = getattr(task, "OPTIONS", None)
+    if known is None:
+        return
+    unknown = sorted(set(cfg.options) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown options {unknown} for {task.name}; "
+                          f"known: {sorted(known)}")
+
+
 class Task(Protocol):
     """What a model contributes to the loop (see ``baselines/resnet50/task.py``).
 
@@ -205,8 +217,9 @@ class Task(Protocol):
     :class:`occbench.train.data.FaceDataset`); ``loss`` returns the scalar loss and a dict of
     float metrics for the progress bar and the provenance file; ``weights`` picks the tensors
     to ship (e.g. without the classifier head); ``describe`` says what data was used.
-    Optional: ``phases`` and ``parameters(model, phase)`` (see the module docstring), and
-    ``load_weights(model, tensors)``, the inverse of ``weights`` (for ``init``).
+    Optional: ``phases`` and ``parameters(model, phase)`` (see the module docstring),
+    ``load_weights(model, tensors)``, the inverse of ``weights`` (for ``init``), and
+    ``OPTIONS``, the config options it knows with their defaults (:func:`check_options`).
     """
 
     name: str
