@@ -8,7 +8,8 @@ L2 norm of its gradient with respect to the fine output I_f and to the coarse ou
 per face (batch-mean loss times the batch size, so the figure does not depend on ``--n``);
 and the share of I_f's and I_c's pixels the hard clamp to [-1, 1] holds (zero gradient
 there), with the share of those the whole loss would move back inside (a gradient the clamp
-stops). With ``--weights`` the discriminators are freshly initialised (only the generator is
+stops). With ``--weights`` the discriminators are freshly initialised (and the fine network,
+if the file is a ``c2fdan-coarse`` one, as a run ``init`` from it starts) (only the generator is
 committed), as they were at the start of each stage-2 run before issue 30; ``--checkpoint``
 reads generator and discriminators from a training checkpoint (``checkpoint.pt`` of a run),
 and then also prints each discriminator's mean probability of "real" for the clean and the
@@ -125,8 +126,13 @@ def main(argv=None) -> int:
             getattr(trainer, part).load_state_dict(
                 {k[len(part) + 1:]: v for k, v in model.items() if k.startswith(part + ".")})
         print(f"{path}: step {state['step']}")
-    else:
-        gen.load_state_dict(load_file(str(path)))
+    else:  # a c2fdan-coarse file has no fine network: it stays fresh, as a run from it starts
+        missing, unexpected = gen.load_state_dict(load_file(str(path)), strict=False)
+        if unexpected or any(not k.startswith("fine.") for k in missing):
+            raise SystemExit(f"{path}: not a C2FDAN generator (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+        if missing:
+            print(f"{path.name}: no fine network; a freshly initialised one (seed 0)")
     faces = align_dataset(load_dataset("facescrub", args.data), limit=args.n,
                           progress=False).images
     rng = np.random.default_rng(0)

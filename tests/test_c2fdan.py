@@ -424,6 +424,10 @@ def test_stages_and_learning_rates_follow_the_paper(tmp_path, lfw_faces):
     assert lrs("d", 724) == pytest.approx([1e-4])
     assert lrs("g", 1448) == pytest.approx([5e-6, 1e-5])  # x0.1 every epoch
     assert lrs("g", 4343) == pytest.approx([5e-9, 1e-8])
+    cfg.options["lr_disc"] = 4e-4  # two time-scales: the discriminators' own peak, same decay
+    assert lrs("d", 724) == pytest.approx([4e-4]) and lrs("d", 1448) == pytest.approx([4e-5])
+    assert lrs("g", 724) == pytest.approx([5e-5, 1e-4])
+    cfg.options["lr_disc"] = None
     cosine = _cfg(tmp_path, schedule="cosine", warmup=10, steps=100,
                   options={"stage1_steps": 40})
     task._cfg = cosine  # a warm-up: each stage's rates are its peak ones

@@ -14,7 +14,8 @@ Two stages in one run (IV-A), switched at step ``options.stage1_steps`` (default
 2. **Whole network as a GAN**: per step the discriminators (Eq. 12), then the generator
    (Eq. 4: lambda_m = 10, lambda_occ = 3, lambda_nocc = 1, lambda_per = 0.1, lambda_style = 240,
    lambda_adv = 1; ``options.weights``), each with its own Adam. Learning rates: ``lr``
-   (1e-4) for the new weights (fine network, discriminators), ``options.lr_coarse`` (5e-5)
+   (1e-4) for the new weights (fine network, discriminators; ``options.lr_disc`` gives the
+   discriminators their own, a two time-scale update), ``options.lr_coarse`` (5e-5)
    for the pretrained coarse network. The pixel L1 losses are on the coarse output I_c
    (``options.pixel_on_fine``: also on I_f, the starred row of Table I); perceptual and style
    losses on I_f and I_f,r, on ``block1`` and ``block3`` of the frozen in-repo recognizer
@@ -109,7 +110,7 @@ WEIGHT_OF = {"bce": "mask", "l1_occ": "occ", "l1_nocc": "nocc", "per": "per", "s
 METRICS = {"c": ("bce", "l1_occ", "l1_nocc"), "d": ("d_real", "d_fake", "d_real_m", "d_fake_m"),
            "g": ("bce", "l1_occ", "l1_nocc", "per", "style", "adv")}
 DEFAULTS = {"sources": None, "occlusion_p": 1.0, "stage1_steps": None,
-            "lr_coarse_stage1": 2e-4, "lr_coarse": 5e-5,
+            "lr_coarse_stage1": 2e-4, "lr_coarse": 5e-5, "lr_disc": None,
             "stage1_weights": None, "weights": None, "pixel_on_fine": False,
             "recognizer": "small", "recognizer_weights": None, "recognizer_args": {},
             "clip_gradient": False}
@@ -337,8 +338,9 @@ class C2FDANTask(CelebATask):
                     anchor]
         start = model.stage1_steps
         if phase == "d":
+            lr = cfg.lr if opts["lr_disc"] is None else float(opts["lr_disc"])
             return [{"params": list(model.discriminators.parameters()),
-                     "lr_scale": self._scale(cfg.lr, start)}, anchor]
+                     "lr_scale": self._scale(lr, start)}, anchor]
         return [{"params": coarse, "lr_scale": self._scale(opts["lr_coarse"], start)},
                 {"params": list(model.generator.fine.parameters()),
                  "lr_scale": self._scale(cfg.lr, start)}, anchor]
