@@ -23,22 +23,23 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 class BVMRCompleter(TorchCompleter):
-    """``create_completer("bvmr", arch="small", weights=None, device=None)``."""
+    """``create_completer("bvmr", arch="small", weights=None, device=None, precision="fp32")``
+    (precision: :class:`TorchCompleter`)."""
 
     weights_dir = WEIGHTS
     compose = True
 
     def __init__(self, arch: str = "small", weights: str | Path | None = None,
-                 device: str | None = None, tag: str = ""):
+                 device: str | None = None, tag: str = "", precision: str = "fp32"):
         super().__init__("bvmr", arch, weights, device, tag=tag,
-                         config="faces51k" if tag else None)
+                         config="faces51k" if tag else None, precision=precision)
 
     def build(self, arch: str) -> nn.Module:
         return create(arch)  # forward(x) -> (image, mask); the motif is for training only
 
 
 def bvmr_faces51k(arch: str = "small", weights: str | Path | None = None,
-                  device: str | None = None) -> BVMRCompleter:
+                  device: str | None = None, precision: str = "fp32") -> BVMRCompleter:
     """``bvmr-51k``: the weights ``bvmr-small-faces51k`` (``--config faces51k``: continued
     from ``bvmr-small`` on the ~51k faces)."""
-    return BVMRCompleter(arch, weights, device, tag="faces51k")
+    return BVMRCompleter(arch, weights, device, tag="faces51k", precision=precision)

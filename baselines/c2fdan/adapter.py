@@ -26,7 +26,8 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 class C2FDANCompleter(TorchCompleter):
-    """``create_completer("c2fdan", arch="small", weights=None, device=None)`` (any variant)."""
+    """``create_completer("c2fdan", arch="small", weights=None, device=None,
+    precision="fp32")`` (any variant; precision: :class:`TorchCompleter`)."""
 
     weights_dir = WEIGHTS
     compose = False  # the generator returns the composed image already
@@ -39,12 +40,14 @@ def _factory(name: str, tag: str = ""):
     config = "faces51k" if tag else None
 
     def factory(arch: str = "small", weights: str | Path | None = None,
-                device: str | None = None) -> C2FDANCompleter:
-        return C2FDANCompleter(name, arch, weights, device, tag=tag, config=config)
+                device: str | None = None, precision: str = "fp32") -> C2FDANCompleter:
+        return C2FDANCompleter(name, arch, weights, device, tag=tag, config=config,
+                               precision=precision)
 
     suffix = f"_{tag}" if tag else ""
     factory.__name__ = name.replace("-", "_") + suffix
-    factory.__doc__ = (f"``create_completer({name!r}, arch='small', weights=None, device=None)``"
+    factory.__doc__ = (f"``create_completer({name!r}, arch='small', weights=None, device=None, "
+                       "precision='fp32')``"
                        + (f", weights ``{name}-small-{tag}``." if tag else "."))
     return factory
 

@@ -198,16 +198,11 @@ class DlibRecognizer(Recognizer):
             self.batch_size = self.chunk * self.workers
             self.device, self.precision = None, "fp32"
             return
-        from occbench.models.torch_adapter import default_device
+        from occbench.models.torch_adapter import default_device, resolve_precision
 
         self.batch_size = max(1, int(batch_size or 64))
         self.device = default_device(device)
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cpu" and _cpu_runs_bf16() else "fp32"
-        if precision == "bf16" and self.device.type != "cpu":
-            raise ConfigError("dlib recognizer: precision bf16 is for the CPU (measured there); "
-                              f"use fp32 on {self.device.type}")
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.device, "dlib recognizer")
 
     def chips(self, faces: np.ndarray) -> np.ndarray:
         """(N, 112, 112, 3) uint8 aligned faces -> (N, 150, 150, 3) uint8 dlib chips."""
@@ -259,12 +254,6 @@ class DlibRecognizer(Recognizer):
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         return l2_normalise(self.describe(self.chips(faces)))
-
-
-def _cpu_runs_bf16() -> bool:
-    from occbench.train.loop import cpu_runs_bf16
-
-    return cpu_runs_bf16()
 
 
 # ----------------------------------------------------------------------------- dlib's pipeline

@@ -21,13 +21,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from occbench.errors import OccbenchError
+from occbench.errors import ConfigError, OccbenchError
 from occbench.models.base import Completer, NonFiniteOutput
 
 
 def default_device(device: str | None = None) -> torch.device:
     """``device`` if given, else CUDA when present, else the CPU."""
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device, who: str) -> str:
+    """``fp32`` or ``bf16`` for an inference ``precision`` option: ``auto`` is bf16 on a CPU
+    that computes it natively, else fp32; bf16 is for the CPU only (where it was measured)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{who}: unknown precision {precision!r} (precisions: "
+                          f"{', '.join(PRECISIONS)})")
+    if precision == "auto":
+        from occbench.train.loop import cpu_runs_bf16
+
+        return "bf16" if device.type == "cpu" and cpu_runs_bf16() else "fp32"
+    if precision == "bf16" and device.type != "cpu":
+        raise ConfigError(f"{who}: precision bf16 is for the CPU (measured there); use fp32 "
+                          f"on {device.type}")
+    return precision
 
 
 def load_weights(net: nn.Module, weights_dir: Path, name: str, arch: str,
@@ -97,23 +116,34 @@ class TorchCompleter(Completer):
 
     ``compose=True`` (default) returns (1 - M)·I + M·I_c with the predicted soft mask M,
     i.e. pixels the network believes unoccluded are the input's own.
+
+    ``precision``: ``fp32`` (default), ``bf16`` (CPU only: bfloat16 autocast, channels-last;
+    about twice as fast on a CPU with native bf16) or ``auto`` (bf16 where the CPU computes it
+    natively, else fp32). bf16 outputs differ from fp32 ones by a few levels in a few per cent
+    of the pixels (c2fdan-51k on 128 FaceScrub faces: PSNR 56 dB between the two, reconstruction
+    PSNR 25.874 vs 25.876 dB), so a bf16 completer has a version (and caches) of its own.
     """
 
     weights_dir: Path
     batch_size = 64
-    # arch and weight digest are the version
-    cache_neutral = ("arch", "weights", "device", "tag")
+    # arch and weight digest are the version (and the precision in effect, when bf16)
+    cache_neutral = ("arch", "weights", "device", "tag", "precision")
     compose = True
     cache_outputs = True
 
     def __init__(self, name: str, arch: str = "small", weights: str | Path | None = None,
-                 device: str | None = None, tag: str = "", config: str | None = None):
+                 device: str | None = None, tag: str = "", config: str | None = None,
+                 precision: str = "fp32"):
         self.name, self.arch = name, arch
         self.device = default_device(device)
+        self.precision = resolve_precision(precision, self.device, f"completer {name}")
         net = self.build(arch)
         self.version = load_weights(net, self.weights_dir, name, arch, weights,
                                     config=config, tag=tag)
         self.net = net.to(self.device).eval()
+        if self.precision == "bf16":
+            self.version += "-bf16"
+            self.net = self.net.to(memory_format=torch.channels_last)
 
     def build(self, arch: str) -> nn.Module:
         raise NotImplementedError
@@ -157,9 +187,12 @@ class TorchCompleter(Completer):
             raise ValueError(f"expected (N, 112, 112, 3) uint8 faces, got {occluded.shape} "
                              f"{occluded.dtype}")
         images, masks = [], []
-        with torch.inference_mode():
+        bf16 = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for s in range(0, len(occluded), self.batch_size):
                 x = to_unit(torch.as_tensor(occluded[s:s + self.batch_size], device=self.device))
+                if bf16:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 out, mask = self.composed(x)  # NaN / inf pass the clamp and composition
                 finite = torch.isfinite(out).flatten(1).all(1) & torch.isfinite(mask).flatten(1).all(1)
                 if not bool(finite.all()):
