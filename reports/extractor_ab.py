@@ -75,9 +75,10 @@ def main(argv=None) -> None:
         name, _, path = item.partition("=")
         net, variant = generator_of(Path(path))
         row = {"completer": f"{name} ({variant})"}
-        with torch.no_grad():
+        with torch.no_grad():  # completed once (the network composes its output), judged twice
+            completions = sets["student"].complete(net)
             for j, s in sets.items():
-                row.update(judged(s.figures(net), j))  # the network composes its output
+                row.update(judged(s.score(completions), j))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("completer")
     cols = [c for f in ("rect", "text") for c in table.columns

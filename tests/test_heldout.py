@@ -76,3 +76,13 @@ def test_oracle_scores_perfectly(held):
         assert figures[f"ssim_{form}"] == pytest.approx(1.0)
         assert figures[f"psnr_{form}"] == 100.0  # every face exact: the cap
         assert figures[f"idcos_{form}"] > held.reference[f"idcos_{form}"]
+
+
+def test_one_completion_scored_under_another_judge(held, lfw_faces):
+    other = HeldOut(lfw_faces[:24], seed=5, recognizer=load_frozen("small"))
+    done = held.complete(Passthrough())
+    assert other.score(done) == other.figures(Passthrough())
+    assert held.score(done) == held.figures(Passthrough())
+    for form in FORMS:  # the same faces, judged by another recognizer
+        assert other.score(done)[f"psnr_{form}"] == held.score(done)[f"psnr_{form}"]
+        assert other.score(done)[f"idcos_{form}"] != held.score(done)[f"idcos_{form}"]

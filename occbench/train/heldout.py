@@ -66,7 +66,8 @@ def complete_with(generator: Callable, faces: np.ndarray, batch: int = 64, *,
 
 class HeldOut:
     """The held-out faces of a completion task, occluded once; ``figures(generator)`` per
-    form: ``psnr_<form>``, ``ssim_<form>``, ``iou_<form>``, ``idcos_<form>``;
+    form: ``psnr_<form>``, ``ssim_<form>``, ``iou_<form>``, ``idcos_<form>`` (``complete``
+    then ``score``: one completion can be scored under several recognizers);
     ``reference`` the occluded input's own figures (what the curve should rise above)."""
 
     def __init__(self, clean: np.ndarray, seed: int, recognizer: torch.nn.Module):
@@ -84,10 +85,21 @@ class HeldOut:
                 f"ssim_{form}": float(np.mean(ssim(faces, self.clean))),
                 f"idcos_{form}": float(cos.mean())}
 
-    def figures(self, generator: Callable, compose: bool = False) -> dict[str, float]:
+    def complete(self, generator: Callable, compose: bool = False
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{form: (completed uint8 faces, predicted mask)}`` of the occluded faces
+        (:func:`complete_with`)."""
+        return {form: complete_with(generator, occ, compose=compose)
+                for form, (occ, _) in self.occluded.items()}
+
+    def score(self, completions: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+        """The figures of completions made by :meth:`complete` (of this set, or of another
+        HeldOut of the same faces and seed judged by another recognizer)."""
         out = {}
-        for form, (occ, true_mask) in self.occluded.items():
-            completed, mask = complete_with(generator, occ, compose=compose)
+        for form, (completed, mask) in completions.items():
             out.update(self._quality(form, completed))
-            out[f"iou_{form}"] = float(mask_iou(mask, true_mask).mean())
+            out[f"iou_{form}"] = float(mask_iou(mask, self.occluded[form][1]).mean())
         return out
+
+    def figures(self, generator: Callable, compose: bool = False) -> dict[str, float]:
+        return self.score(self.complete(generator, compose))
