@@ -6,7 +6,9 @@
 Each (model, recognizer) is one :func:`occbench.runner.run` (same options as ``occbench
 run``), stored as one part of the results folder ``<out>`` (``occbench.results``); the data sets are loaded and aligned once for
 the whole sweep. Resumable at two levels: a finished (model, recognizer, settings) is recorded
-in ``<out>/sweep.json`` and skipped when the sweep is run again (``force=True`` redoes it),
+in ``<out>/sweep.json`` with the cache tags (name, version, options) of its two models, and
+skipped when the sweep is run again unless a model's tag changed since (retrained weights: the
+part runs again and its rows replace the old ones; ``force=True`` redoes every part),
 and an interrupted one resumes from the feature cache. ``sweep.json`` also records, for each
 finished part, the command, the occbench commit and the wall time.
 """
@@ -54,6 +56,23 @@ def _load_state(path: Path) -> dict:
     return state
 
 
+def _tags(config: RunConfig, memo: dict) -> dict[str, str]:
+    """The cache tags (name, version, options) of a part's completer and recognizer: what its
+    rows were computed with (a retrained weights file is another version); each model is
+    created once per sweep (``memo``)."""
+    from occbench.models import cache_tag, create_completer, create_recognizer
+
+    tags = {}
+    for kind, create, name, args in (
+            ("completer", create_completer, config.model, config.model_args),
+            ("recognizer", create_recognizer, config.recognizer, config.recognizer_args)):
+        key = (kind, name, json.dumps(args, sort_keys=True, default=str))
+        if key not in memo:
+            memo[key] = cache_tag(create(name, **args))
+        tags[kind] = memo[key]
+    return tags
+
+
 def sweep(models: list[str], recognizers: list[str], base: RunConfig, data_root: Path,
           out: Path, *, force: bool = False, progress: bool = True) -> list[tuple[str, str, str]]:
     """Run every (model, recognizer) with the settings of ``base``; returns
@@ -74,21 +93,30 @@ def sweep(models: list[str], recognizers: list[str], base: RunConfig, data_root:
     command = "occbench " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["sweep"] else None
     parts = [(m, r) for m in models for r in recognizers]
     memo: dict = {}
+    tag_memo: dict = {}
     status = []
     for i, (model, rec) in enumerate(parts, start=1):
         config = replace(base, model=model, recognizer=rec)
         key = f"{model}|{rec}|{_settings_key(config)}"
-        if key in state["done"] and not force:
+        tags = _tags(config, tag_memo)
+        before = state["done"].get(key)
+        changed = {k: (was, tags[k]) for k, was in (before or {}).get("tags", {}).items()
+                   if tags.get(k) != was}
+        if before and not force and not changed:  # parts from before tags were kept: trusted
             print(f"[{i}/{len(parts)}] {model} x {rec}: done before, skipped", file=sys.stderr)
             status.append((model, rec, "skipped"))
             continue
-        print(f"[{i}/{len(parts)}] {model} x {rec} ...", file=sys.stderr)
+        why = "; ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+        print(f"[{i}/{len(parts)}] {model} x {rec} ..." + (
+            f" (done before with other weights: {why})" if changed and not force else ""),
+            file=sys.stderr)
         t0 = time.perf_counter()
         run(config, data_root, out, progress=progress, memo=memo)
         with locked(state_path):  # another sweep may share this folder
             state = _load_state(state_path)
             state["done"][key] = {
-                "model": model, "recognizer": rec, "seconds": round(time.perf_counter() - t0, 1),
+                "model": model, "recognizer": rec, "tags": tags,
+                "seconds": round(time.perf_counter() - t0, 1),
                 "git_commit": git_commit(), "command": command,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }

@@ -53,3 +53,36 @@ def test_no_clean_leaves_out_the_clean_condition(data_root, tmp_path, monkeypatc
     # the default leaves sweep keys as they were before the option existed (a pinned value)
     assert _settings_key(RunConfig()) == "bc33be976f12cf77"
     assert _settings_key(RunConfig(include_clean=False)) != _settings_key(RunConfig())
+
+
+def test_a_part_runs_again_when_its_weights_change(data_root, tmp_path, monkeypatch, capsys):
+    """sweep.json keeps each part's model tags; other weights under the same name (a retrained
+    model) make the part run again and replace its rows, the same weights skip it."""
+    import shutil
+
+    from baselines.bvmr.adapter import WEIGHTS
+
+    monkeypatch.setenv("OCCBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    mine = tmp_path / "bvmr.safetensors"
+    shutil.copy(WEIGHTS / "bvmr-small.safetensors", mine)
+    args = ("--models", "bvmr", "--recognizers", "resnet50", "--model-args", f"weights={mine}")
+    assert _sweep(data_root, out, *args) == 0
+    (done,) = json.loads((out / "sweep.json").read_text())["done"].values()
+    assert done["tags"]["completer"].startswith("bvmr@small-")
+    assert done["tags"]["recognizer"].startswith("resnet50@")
+    first = read_results(out)
+    capsys.readouterr()
+    assert _sweep(data_root, out, *args) == 0
+    assert "bvmr x resnet50: skipped" in capsys.readouterr().out
+    shutil.copy(WEIGHTS / "bvmr-small-faces51k.safetensors", mine)  # retrained in place
+    assert _sweep(data_root, out, *args) == 0
+    assert "done before with other weights: completer bvmr@small-" in capsys.readouterr().err
+    again = read_results(out)
+    (now,) = json.loads((out / "sweep.json").read_text())["done"].values()
+    assert now["tags"]["completer"] != done["tags"]["completer"]
+    assert len(again) == len(first) and (again.created > first.created.max()).all()
+    def psnr(df):
+        return float(df[df.metric == "psnr"].value.mean())
+
+    assert psnr(first) > 0 and psnr(again) > 0 and psnr(again) != psnr(first)  # new figures
