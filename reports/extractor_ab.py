@@ -12,6 +12,8 @@ occluders a run of that config measured); each run's own curve judges identity u
 extractor, which favours it, so here every completer is judged under the ``mid`` student and
 under the ONNX teacher alike. A ``c2fdan-coarse`` weights file (no fine network) completes
 with its coarse output composed by its mask, as the ``c2fdan-coarse`` completer does.
+``--completers bvmr-51k,...`` judges registered completers on the same faces beside them
+(through their own ``complete``, as a sweep runs them).
 Prints one row per completer: PSNR, SSIM, mask IoU per form, and the identity cosine to the
 clean face under each judge (the occluded input's first).
 """
@@ -46,16 +48,21 @@ def generator_of(path: Path):
 
 def main(argv=None) -> None:
     from baselines.c2fdan.task import C2FDANTask, load_recognizer
+    from occbench.models import create_completer
     from occbench.models.onnx_torch import OnnxExtractor
     from occbench.train.heldout import HeldOut
     from occbench.train.loop import TrainConfig
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True, help="the A/B runs' config (faces, held-out set)")
-    ap.add_argument("--weights", nargs="+", required=True, help="name=path of each completer")
+    ap.add_argument("--weights", nargs="*", default=[], help="name=path of each C2FDAN file")
+    ap.add_argument("--completers", default="",
+                    help="registered completers to judge beside them (e.g. bvmr-51k,c2fdan-51k)")
     ap.add_argument("--onnx", default=str(ONNX), help="the ONNX teacher (default %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out faces")
     args = ap.parse_args(argv)
+    if not args.weights and not args.completers:
+        ap.error("name at least one completer: --weights name=path ... or --completers NAMES")
     cfg = TrainConfig.load(args.config)
     task = C2FDANTask("c2fdan", os.environ.get("OCCBENCH_DATA", REPO.parent / "shared" / "data"))
     task.use_sources(cfg)
@@ -79,6 +86,14 @@ def main(argv=None) -> None:
             completions = sets["student"].complete(net)
             for j, s in sets.items():
                 row.update(judged(s.score(completions), j))
+        rows.append(row)
+    for name in filter(None, args.completers.split(",")):
+        completer = create_completer(name)
+        completions = {form: completer.complete(occ)
+                       for form, (occ, _) in sets["student"].occluded.items()}
+        row = {"completer": name}
+        for j, s in sets.items():
+            row.update(judged(s.score(completions), j))
         rows.append(row)
     table = pd.DataFrame(rows).set_index("completer")
     cols = [c for f in ("rect", "text") for c in table.columns
