@@ -22,7 +22,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from occbench.train.loop import cpu_runs_bf16, use_all_cores
+from occbench.models.torch_adapter import cpu_runs_bf16
+from occbench.train.loop import use_all_cores
 
 PRECISIONS = ["fp32", pytest.param("bf16", marks=pytest.mark.skipif(
     not cpu_runs_bf16(), reason="this CPU has no native bf16"))]

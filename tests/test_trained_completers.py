@@ -56,7 +56,7 @@ def test_committed_weights_complete_real_faces(name, form, size, lfw_faces):
 def test_bf16_completion_is_near_fp32_and_keys_caches_of_its_own(name, lfw_faces):
     from occbench.errors import ConfigError
     from occbench.models import cache_tag
-    from occbench.train.loop import cpu_runs_bf16
+    from occbench.models.torch_adapter import cpu_runs_bf16
 
     faces = lfw_faces[:16]
     occluded, _, _ = occlude_batch(faces, [f"test/{i}" for i in range(16)], "rect", 0.1, "eyes",

@@ -30,6 +30,15 @@ def default_device(device: str | None = None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+def cpu_runs_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
@@ -40,8 +49,6 @@ def resolve_precision(precision: str, device: torch.device, who: str) -> str:
         raise ConfigError(f"{who}: unknown precision {precision!r} (precisions: "
                           f"{', '.join(PRECISIONS)})")
     if precision == "auto":
-        from occbench.train.loop import cpu_runs_bf16
-
         return "bf16" if device.type == "cpu" and cpu_runs_bf16() else "fp32"
     if precision == "bf16" and device.type != "cpu":
         raise ConfigError(f"{who}: precision bf16 is for the CPU (measured there); use fp32 "

@@ -57,6 +57,7 @@ from tqdm import tqdm
 
 from occbench.errors import ConfigError, OccbenchError
 from occbench.imageio import atomic_write
+from occbench.models.torch_adapter import cpu_runs_bf16
 from occbench.train.state import SUFFIX as STATE_SUFFIX
 from occbench.train.state import load_state, save_state
 
@@ -314,15 +315,6 @@ def _dist() -> tuple[int, int, torch.device, bool]:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return dist.get_rank(), dist.get_world_size(), device, started
     return 0, 1, device, False
-
-
-def cpu_runs_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (oneDNN's check: AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def precision(cfg: TrainConfig, device: torch.device) -> str:
