@@ -78,7 +78,9 @@ straight-through clips (``clip_gradient: true``) ran away 1,600 steps into stage
 extractor): the same 800 GAN steps (constant lr) from the committed ``c2fdan-coarse-51k`` coarse
 network and a fresh fine network, on the campaign's faces and held-out set, with the ``mid``
 student or the ONNX teacher (``../shared/models/``, run from the repository root);
-``reports/extractor_ab.py`` judges both under both recognizers.
+``reports/extractor_ab.py`` judges both under both recognizers. Three more arms of the same
+runs, one change each: ``ttur`` (``lr_disc`` 4e-4), ``identity-balanced`` (lambda_per 0.5,
+lambda_style 1920) and ``pixel-on-fine`` (the L1 terms also on I_f).
 """
 
 from __future__ import annotations
