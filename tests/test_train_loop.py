@@ -481,3 +481,20 @@ def test_summary_of_a_figure_a_resumed_run_added():
     final, curve = _summary(history, points=2, tail=3)
     assert final == {"loss": 7.0, "d_m": 70.0}
     assert curve == [{"step": 4, "loss": 2.5}, {"step": 8, "loss": 6.5, "d_m": 65.0}]
+
+
+def test_summary_leaves_an_idle_phase_out_of_its_means():
+    """Two stages (C2FDAN): the coarse phase c idles in stage 2, the generator g in stage 1,
+    each reporting loss 0 and zero figures there; a curve window straddling the switch
+    averages each phase's figures over its own active steps only, and the final figures (all
+    stage 2) have none of the idle phase's."""
+    stage1 = [{"step": i, "loss_c": 2.0, "l1_c": 1.0, "loss_g": 0.0, "adv_g": 0.0}
+              for i in (1, 2, 3)]
+    stage2 = [{"step": i, "loss_c": 0.0, "l1_c": 0.0, "loss_g": 4.0, "adv_g": 0.5}
+              for i in (4, 5, 6)]
+    final, curve = _summary(stage1 + stage2, points=2, tail=2)
+    assert final == {"loss_g": 4.0, "adv_g": 0.5}
+    assert curve == [{"step": 3, "loss_c": 2.0, "l1_c": 1.0},
+                     {"step": 6, "loss_g": 4.0, "adv_g": 0.5}]
+    _, straddling = _summary(stage1 + stage2, points=1)
+    assert straddling == [{"step": 6, "loss_c": 2.0, "l1_c": 1.0, "loss_g": 4.0, "adv_g": 0.5}]

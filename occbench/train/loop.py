@@ -411,15 +411,26 @@ def save_checkpoint(path: Path, state: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def _measured(row: dict, key: str) -> bool:
+    """Whether a history row holds a measurement of ``key``: present (a figure a resumed run
+    added is absent before it), and not a figure of a phase idle at that step (its loss,
+    ``loss_<phase>``, is exactly 0: what an idle phase returns, as :func:`diverged` and the
+    training-curve figure also read it)."""
+    phase = key.rsplit("_", 1)[1] if "_" in key else None
+    return key in row and row.get(f"loss_{phase}") != 0.0
+
+
 def _summary(history: list[dict], points: int = 20, tail: int = 50) -> tuple[dict, list]:
-    """Mean of each figure over the last ``tail`` steps, and a ``points``-point curve."""
+    """Mean of each figure over the last ``tail`` steps, and a ``points``-point curve (means
+    over the steps that measured each figure: a window straddling C2FDAN's stage switch does
+    not average the idle phase's zeros in)."""
     if not history:
         return {}, []
     keys = [k for k in history[-1] if k != "step"]
 
-    def mean(rows):  # a figure a resumed run added is absent from the rows before it
+    def mean(rows):
         return {k: round(float(np.mean(v)), 5) for k in keys
-                if (v := [r[k] for r in rows if k in r])}
+                if (v := [r[k] for r in rows if _measured(r, k)])}
 
     final = mean(history[-tail:])
     size = max(1, math.ceil(len(history) / points))
